@@ -1,0 +1,40 @@
+//! # llamactl-core
+//!
+//! The library behind llamactl: typed options for llama.cpp, mlx_lm, vLLM and custom
+//! OpenAI-compatible servers, a [`Database`] trait with a SQLite implementation, and a
+//! [`Manager`] that supervises instances as local processes — readiness, automatic restart,
+//! idle timeout, on-demand start, running limits with LRU eviction, and logs.
+//!
+//! It knows nothing of HTTP servers or command-line parsing; `llamactl-server` and
+//! `llamactl-cli` put those on top.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use llamactl_core::{InstanceOptions, Manager, ManagerConfig, SqliteDatabase};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = Arc::new(SqliteDatabase::open("llamactl.db").await?);
+//! let manager = Manager::open(ManagerConfig::default(), db).await?;
+//! let options = InstanceOptions::from_json(
+//!     r#"{"backend_type":"llama_cpp","backend_options":{"model":"/models/tiny.gguf"}}"#,
+//! )?;
+//! manager.create("tiny".parse()?, options).await?;
+//! let lease = manager.ensure_ready("tiny", Duration::from_secs(60)).await?;
+//! println!("ready at {}", lease.base_url());
+//! drop(lease);
+//! manager.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod options;
+
+mod name;
+mod reason;
+mod status;
+
+pub use name::{InstanceName, MAX_NAME_LEN, NameError};
+pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
+pub use reason::{ExitInfo, TransitionReason};
+pub use status::{DesiredState, InstanceStatus, UnknownStatus};

@@ -1,0 +1,232 @@
+//! Why an instance changed status.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How a process ended: an exit code, a signal, or neither (unknown, e.g. it was not our child).
+///
+/// ```
+/// use llamactl_core::ExitInfo;
+/// assert_eq!(ExitInfo { code: Some(3), signal: None }.to_string(), "exit code 3");
+/// assert_eq!(ExitInfo { code: None, signal: Some(9) }.to_string(), "signal 9 (SIGKILL)");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code, when the process exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// Signal number, when a signal terminated the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+impl ExitInfo {
+    /// Converts a standard exit status.
+    pub fn from_status(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Self { code: status.code(), signal: status.signal() }
+    }
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+                Ok(sig) => write!(f, "signal {signal} ({})", sig.as_str()),
+                Err(_) => write!(f, "signal {signal}"),
+            },
+            (None, None) => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// The typed reason recorded with every status transition.
+///
+/// Serialized as an object with a `kind` tag, e.g. `{"kind":"evicted","by":"big-model"}`; the
+/// `kind` alone is stored in its own database column for querying.
+///
+/// ```
+/// use llamactl_core::{ExitInfo, TransitionReason};
+///
+/// let crashed = TransitionReason::Crashed { exit: ExitInfo { code: None, signal: Some(9) } };
+/// assert_eq!(crashed.kind(), "crashed");
+/// assert_eq!(
+///     serde_json::to_string(&crashed).unwrap(),
+///     r#"{"kind":"crashed","exit":{"signal":9}}"#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TransitionReason {
+    /// A user asked for a start.
+    UserStart,
+    /// A user asked for a stop.
+    UserStop,
+    /// A user asked for a restart.
+    UserRestart,
+    /// The instance's options were replaced while it ran, so it restarts with the new ones.
+    OptionsChanged,
+    /// A request needed the instance (on-demand start).
+    OnDemand,
+    /// The manager started and the instance's desired state was running.
+    Boot,
+    /// The readiness endpoint answered.
+    Ready,
+    /// No request for the configured idle time.
+    IdleTimeout,
+    /// Stopped to make room for another instance under a running-instance limit.
+    Evicted {
+        /// The instance that needed the slot.
+        by: String,
+    },
+    /// The process exited while it was running.
+    Crashed {
+        /// How it ended.
+        exit: ExitInfo,
+    },
+    /// The process exited before it became ready.
+    StartupExited {
+        /// How it ended.
+        exit: ExitInfo,
+    },
+    /// The readiness endpoint did not answer within the startup timeout.
+    HealthTimeout {
+        /// The timeout that elapsed, in milliseconds.
+        after_ms: u64,
+    },
+    /// The process could not be spawned (missing binary, permissions, ...).
+    SpawnFailed {
+        /// The operating system's error.
+        error: String,
+    },
+    /// The instance's port was taken by another process.
+    PortUnavailable {
+        /// The port.
+        port: u16,
+    },
+    /// The instance cannot run here (invalid options, unsupported runtime, no free port, ...).
+    Refused {
+        /// Why.
+        error: String,
+    },
+    /// Waiting before the next automatic restart.
+    RestartBackoff {
+        /// Restart attempt number, from 1.
+        attempt: u32,
+        /// Delay before the attempt, in milliseconds.
+        delay_ms: u64,
+    },
+    /// Starting again after a backoff.
+    AutoRestart {
+        /// Restart attempt number, from 1.
+        attempt: u32,
+    },
+    /// Reached `max_restarts` consecutive restarts; no more attempts.
+    GaveUp {
+        /// Restarts made before giving up.
+        restarts: u32,
+        /// How the last run ended.
+        exit: ExitInfo,
+    },
+    /// The manager is shutting down.
+    Shutdown,
+    /// On boot, a process recorded as ours outlived the previous manager and was stopped.
+    LeftoverStopped {
+        /// Its process id.
+        pid: i32,
+    },
+    /// On boot, the recorded process was gone; the status is corrected to stopped.
+    ManagerRestarted,
+}
+
+impl TransitionReason {
+    /// The `kind` tag, e.g. `"idle_timeout"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UserStart => "user_start",
+            Self::UserStop => "user_stop",
+            Self::UserRestart => "user_restart",
+            Self::OptionsChanged => "options_changed",
+            Self::OnDemand => "on_demand",
+            Self::Boot => "boot",
+            Self::Ready => "ready",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Evicted { .. } => "evicted",
+            Self::Crashed { .. } => "crashed",
+            Self::StartupExited { .. } => "startup_exited",
+            Self::HealthTimeout { .. } => "health_timeout",
+            Self::SpawnFailed { .. } => "spawn_failed",
+            Self::PortUnavailable { .. } => "port_unavailable",
+            Self::Refused { .. } => "refused",
+            Self::RestartBackoff { .. } => "restart_backoff",
+            Self::AutoRestart { .. } => "auto_restart",
+            Self::GaveUp { .. } => "gave_up",
+            Self::Shutdown => "shutdown",
+            Self::LeftoverStopped { .. } => "leftover_stopped",
+            Self::ManagerRestarted => "manager_restarted",
+        }
+    }
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Evicted { by } => write!(f, "evicted by {by}"),
+            Self::Crashed { exit } => write!(f, "crashed ({exit})"),
+            Self::StartupExited { exit } => write!(f, "exited while starting ({exit})"),
+            Self::HealthTimeout { after_ms } => write!(f, "not ready after {after_ms} ms"),
+            Self::SpawnFailed { error } => write!(f, "spawn failed: {error}"),
+            Self::PortUnavailable { port } => write!(f, "port {port} is in use"),
+            Self::Refused { error } => write!(f, "refused: {error}"),
+            Self::RestartBackoff { attempt, delay_ms } => {
+                write!(f, "restart {attempt} in {delay_ms} ms")
+            }
+            Self::AutoRestart { attempt } => write!(f, "automatic restart {attempt}"),
+            Self::GaveUp { restarts, exit } => {
+                write!(f, "gave up after {restarts} restarts (last: {exit})")
+            }
+            Self::LeftoverStopped { pid } => write!(f, "stopped leftover process {pid}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_matches_the_serde_tag() {
+        let all = [
+            TransitionReason::UserStart,
+            TransitionReason::UserStop,
+            TransitionReason::UserRestart,
+            TransitionReason::OptionsChanged,
+            TransitionReason::OnDemand,
+            TransitionReason::Boot,
+            TransitionReason::Ready,
+            TransitionReason::IdleTimeout,
+            TransitionReason::Evicted { by: "x".into() },
+            TransitionReason::Crashed { exit: ExitInfo::default() },
+            TransitionReason::StartupExited { exit: ExitInfo { code: Some(1), signal: None } },
+            TransitionReason::HealthTimeout { after_ms: 5 },
+            TransitionReason::SpawnFailed { error: "e".into() },
+            TransitionReason::PortUnavailable { port: 1 },
+            TransitionReason::Refused { error: "e".into() },
+            TransitionReason::RestartBackoff { attempt: 1, delay_ms: 2 },
+            TransitionReason::AutoRestart { attempt: 1 },
+            TransitionReason::GaveUp { restarts: 3, exit: ExitInfo::default() },
+            TransitionReason::Shutdown,
+            TransitionReason::LeftoverStopped { pid: 4 },
+            TransitionReason::ManagerRestarted,
+        ];
+        for reason in all {
+            let value = serde_json::to_value(&reason).unwrap();
+            assert_eq!(value["kind"], reason.kind());
+            let back: TransitionReason = serde_json::from_value(value).unwrap();
+            assert_eq!(back, reason);
+        }
+    }
+}
