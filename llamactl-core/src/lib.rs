@@ -28,12 +28,14 @@
 //! ```
 
 pub mod backend;
+pub mod db;
 pub mod options;
 
 mod name;
 mod reason;
 mod status;
 
+pub use db::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, SqliteDatabase, StoredInstance, Transition};
 pub use name::{InstanceName, MAX_NAME_LEN, NameError};
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
 pub use reason::{ExitInfo, TransitionReason};

@@ -1,0 +1,404 @@
+//! [`Database`] on SQLite (sqlx): WAL journal, `synchronous=FULL` so that every acknowledged
+//! write survives a crash or power loss, a busy timeout, foreign keys on, and the migrations of
+//! the workspace's `migrations/` folder embedded in the binary.
+//!
+//! Writes go through a single connection (one writer, as SQLite allows), so concurrent writers
+//! queue in-process instead of spinning in SQLite's busy handler; reads use their own pool.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, StoredInstance, Transition};
+use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite implementation of [`Database`].
+///
+/// ```
+/// use llamactl_core::SqliteDatabase;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), llamactl_core::DbError> {
+/// let dir = std::env::temp_dir().join(format!("llamactl-doc-{}", std::process::id()));
+/// let db = SqliteDatabase::open(dir.join("llamactl.db")).await?;
+/// assert_eq!(db.path(), Some(dir.join("llamactl.db").as_path()));
+/// # use llamactl_core::Database; db.close().await; std::fs::remove_dir_all(dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: Option<PathBuf>,
+}
+
+fn open_error(path: &str, source: impl std::error::Error + Send + Sync + 'static) -> DbError {
+    DbError::Open { path: path.to_owned(), source: Box::new(source) }
+}
+
+impl SqliteDatabase {
+    /// Opens (creating it and its parent folders if needed) the database file at `path` and
+    /// applies pending migrations. A database file of the Go llamactl opens too.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(&shown, e))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        MIGRATOR.run(&writer).await.map_err(|e| open_error(&shown, e))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| open_error(&shown, e))?;
+        Ok(Self { writer, reader, path: Some(path) })
+    }
+
+    /// A private in-memory database (for tests and benchmarks; nothing is persisted).
+    pub async fn open_in_memory() -> Result<Self, DbError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| open_error(":memory:", e))?
+            .foreign_keys(true);
+        // One connection that never expires: a second connection would see another database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(":memory:", e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| open_error(":memory:", e))?;
+        Ok(Self { writer: pool.clone(), reader: pool, path: None })
+    }
+
+    /// The database file, `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, DbError> {
+        // IMMEDIATE takes the write lock up front, so a transaction that reads before it writes
+        // can never fail to upgrade its lock.
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+}
+
+fn map_err(error: sqlx::Error) -> DbError {
+    match error {
+        sqlx::Error::PoolClosed => DbError::Closed,
+        other => DbError::Sqlx(other),
+    }
+}
+
+fn now_seconds() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn millis(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(|t| t.timestamp_millis())
+}
+
+fn from_millis(value: Option<i64>) -> Option<DateTime<Utc>> {
+    value.and_then(DateTime::from_timestamp_millis)
+}
+
+fn options_json(options: &InstanceOptions) -> Result<String, DbError> {
+    serde_json::to_string(options).map_err(|e| DbError::Corrupt(format!("cannot serialise options: {e}")))
+}
+
+/// `SELECT` of an instance joined with its runtime row, followed by `$tail`.
+macro_rules! select_instances {
+    ($tail:literal) => {
+        concat!(
+            "SELECT i.id, i.name, i.status AS legacy_status, i.created_at, i.updated_at, i.options_json, ",
+            "r.status, r.desired_state, r.pid, r.process_start_ticks, r.boot_id, r.port, r.started_at, r.ready_at, ",
+            "r.stopped_at, r.restart_count, r.last_exit_code, r.last_signal, r.last_error, r.last_reason ",
+            "FROM instances i LEFT JOIN instance_runtime r ON r.instance_id = i.id ",
+            $tail
+        )
+    };
+}
+
+fn runtime_from_row(row: &SqliteRow) -> Result<RuntimeRecord, DbError> {
+    let corrupt = |what: &str, detail: String| DbError::Corrupt(format!("instance_runtime.{what}: {detail}"));
+    let status: Option<String> = row.try_get("status")?;
+    let Some(status) = status else {
+        // No runtime row: an instance added by the Go llamactl after this database was
+        // migrated. Derive the state the way the migration does.
+        let legacy: String = row.try_get("legacy_status")?;
+        let desired = if matches!(legacy.as_str(), "running" | "restarting") { DesiredState::Running } else { DesiredState::Stopped };
+        let status = if legacy == "failed" { InstanceStatus::Failed } else { InstanceStatus::Stopped };
+        return Ok(RuntimeRecord { status, desired_state: desired, ..RuntimeRecord::default() });
+    };
+    let desired: String = row.try_get("desired_state")?;
+    let port: Option<i64> = row.try_get("port")?;
+    let ticks: Option<i64> = row.try_get("process_start_ticks")?;
+    let restarts: i64 = row.try_get("restart_count")?;
+    let reason: Option<String> = row.try_get("last_reason")?;
+    Ok(RuntimeRecord {
+        status: status.parse().map_err(|e| corrupt("status", format!("{e}")))?,
+        desired_state: desired.parse().map_err(|e| corrupt("desired_state", format!("{e}")))?,
+        pid: row.try_get("pid")?,
+        process_start_ticks: ticks.map(|t| u64::try_from(t).unwrap_or_default()),
+        boot_id: row.try_get("boot_id")?,
+        port: port.and_then(|p| u16::try_from(p).ok()),
+        started_at: from_millis(row.try_get("started_at")?),
+        ready_at: from_millis(row.try_get("ready_at")?),
+        stopped_at: from_millis(row.try_get("stopped_at")?),
+        restart_count: u32::try_from(restarts).unwrap_or(u32::MAX),
+        last_exit: ExitInfo { code: row.try_get("last_exit_code")?, signal: row.try_get("last_signal")? },
+        last_error: row.try_get("last_error")?,
+        // An unreadable reason (from a newer version) is dropped rather than failing the load.
+        last_reason: reason.and_then(|r| serde_json::from_str(&r).ok()),
+    })
+}
+
+fn instance_from_row(row: &SqliteRow) -> Result<Option<StoredInstance>, DbError> {
+    let name: String = row.try_get("name")?;
+    let Ok(name) = InstanceName::new(name.clone()) else {
+        tracing::warn!(name, "skipping a stored instance whose name is not valid");
+        return Ok(None);
+    };
+    let json: String = row.try_get("options_json")?;
+    let created: i64 = row.try_get("created_at")?;
+    let updated: i64 = row.try_get("updated_at")?;
+    Ok(Some(StoredInstance {
+        id: row.try_get("id")?,
+        options: InstanceOptions::from_json(&json),
+        name,
+        created_at: DateTime::from_timestamp(created, 0).unwrap_or_default(),
+        updated_at: DateTime::from_timestamp(updated, 0).unwrap_or_default(),
+        runtime: runtime_from_row(row)?,
+    }))
+}
+
+async fn fetch_instance(executor: impl sqlx::SqliteExecutor<'_>, name: &str) -> Result<Option<StoredInstance>, DbError> {
+    let row = sqlx::query(select_instances!("WHERE i.name = ?"))
+        .bind(name).fetch_optional(executor).await.map_err(map_err)?;
+    match row {
+        Some(row) => instance_from_row(&row),
+        None => Ok(None),
+    }
+}
+
+async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: &RuntimeRecord) -> Result<(), DbError> {
+    let reason = runtime.last_reason.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
+    sqlx::query(
+        "INSERT INTO instance_runtime (instance_id, status, desired_state, pid, process_start_ticks, boot_id, port, \
+           started_at, ready_at, stopped_at, restart_count, last_exit_code, last_signal, last_error, last_reason, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(instance_id) DO UPDATE SET status = excluded.status, desired_state = excluded.desired_state, \
+           pid = excluded.pid, process_start_ticks = excluded.process_start_ticks, boot_id = excluded.boot_id, \
+           port = excluded.port, started_at = excluded.started_at, ready_at = excluded.ready_at, \
+           stopped_at = excluded.stopped_at, restart_count = excluded.restart_count, \
+           last_exit_code = excluded.last_exit_code, last_signal = excluded.last_signal, \
+           last_error = excluded.last_error, last_reason = excluded.last_reason, updated_at = excluded.updated_at",
+    )
+    .bind(id)
+    .bind(runtime.status.as_str())
+    .bind(runtime.desired_state.as_str())
+    .bind(runtime.pid)
+    .bind(runtime.process_start_ticks.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
+    .bind(runtime.boot_id.as_deref())
+    .bind(runtime.port.map(i64::from))
+    .bind(millis(runtime.started_at))
+    .bind(millis(runtime.ready_at))
+    .bind(millis(runtime.stopped_at))
+    .bind(i64::from(runtime.restart_count))
+    .bind(runtime.last_exit.code)
+    .bind(runtime.last_exit.signal)
+    .bind(runtime.last_error.as_deref())
+    .bind(reason)
+    .bind(Utc::now().timestamp_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Updates the Go-compatible status column and returns the instance id.
+async fn set_legacy_status(tx: &mut Transaction<'static, Sqlite>, name: &str, status: InstanceStatus) -> Result<i64, DbError> {
+    let id: Option<i64> = sqlx::query_scalar("UPDATE instances SET status = ? WHERE name = ? RETURNING id")
+        .bind(status.legacy_status())
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    id.ok_or_else(|| DbError::NotFound(name.to_owned()))
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn create(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
+        let json = options_json(options)?;
+        let now = now_seconds();
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(&json)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(DbError::AlreadyExists(name.to_string()));
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        write_runtime(&mut tx, id, &RuntimeRecord::default()).await?;
+        let stored = fetch_instance(&mut *tx, name.as_str()).await?;
+        tx.commit().await.map_err(map_err)?;
+        stored.ok_or_else(|| DbError::NotFound(name.to_string()))
+    }
+
+    async fn save(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
+        let json = options_json(options)?;
+        let now = now_seconds();
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
+             ON CONFLICT(name) DO UPDATE SET options_json = excluded.options_json, updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(&json)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("INSERT INTO instance_runtime (instance_id, updated_at) VALUES (?, ?) ON CONFLICT(instance_id) DO NOTHING")
+            .bind(id)
+            .bind(Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let stored = fetch_instance(&mut *tx, name.as_str()).await?;
+        tx.commit().await.map_err(map_err)?;
+        stored.ok_or_else(|| DbError::NotFound(name.to_string()))
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, DbError> {
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query("DELETE FROM instances WHERE name = ?").bind(name).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<StoredInstance>, DbError> {
+        fetch_instance(&self.reader, name).await
+    }
+
+    async fn load_all(&self) -> Result<Vec<StoredInstance>, DbError> {
+        let rows = sqlx::query(select_instances!("ORDER BY i.name"))
+            .fetch_all(&self.reader).await.map_err(map_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.extend(instance_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    async fn record_transition(&self, name: &str, runtime: &RuntimeRecord, transition: &Transition) -> Result<(), DbError> {
+        let reason = serde_json::to_string(&transition.reason).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        let id = set_legacy_status(&mut tx, name, runtime.status).await?;
+        write_runtime(&mut tx, id, runtime).await?;
+        sqlx::query(
+            "INSERT INTO instance_events (instance_id, at, from_status, to_status, reason_kind, reason, pid, port) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(transition.at.timestamp_millis())
+        .bind(transition.from.as_str())
+        .bind(transition.to.as_str())
+        .bind(transition.reason.kind())
+        .bind(reason)
+        .bind(runtime.pid)
+        .bind(runtime.port.map(i64::from))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn save_runtime(&self, name: &str, runtime: &RuntimeRecord) -> Result<(), DbError> {
+        let mut tx = self.begin_write().await?;
+        let id = set_legacy_status(&mut tx, name, runtime.status).await?;
+        write_runtime(&mut tx, id, runtime).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn events(&self, name: &str, query: EventQuery) -> Result<Vec<InstanceEvent>, DbError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.at, e.from_status, e.to_status, e.reason, e.pid, e.port FROM instance_events e \
+             JOIN instances i ON i.id = e.instance_id WHERE i.name = ? AND e.id > ? ORDER BY e.id LIMIT ?",
+        )
+        .bind(name)
+        .bind(query.after_id.unwrap_or(0))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |what: &str, e: &dyn std::fmt::Display| DbError::Corrupt(format!("instance_events.{what}: {e}"));
+                let from: String = row.try_get("from_status")?;
+                let to: String = row.try_get("to_status")?;
+                let reason: String = row.try_get("reason")?;
+                let port: Option<i64> = row.try_get("port")?;
+                Ok(InstanceEvent {
+                    id: row.try_get("id")?,
+                    instance: name.to_owned(),
+                    from: from.parse().map_err(|e| corrupt("from_status", &e))?,
+                    to: to.parse().map_err(|e| corrupt("to_status", &e))?,
+                    reason: serde_json::from_str::<TransitionReason>(&reason).map_err(|e| corrupt("reason", &e))?,
+                    at: from_millis(row.try_get("at")?).unwrap_or_default(),
+                    pid: row.try_get("pid")?,
+                    port: port.and_then(|p| u16::try_from(p).ok()),
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
