@@ -29,7 +29,11 @@
 
 pub mod backend;
 pub mod db;
+pub mod logs;
 pub mod options;
+pub mod ports;
+pub mod process;
+pub mod readiness;
 
 mod name;
 mod reason;

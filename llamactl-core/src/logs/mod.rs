@@ -1,0 +1,332 @@
+//! Per-instance logs: a bounded in-memory ring of recent lines with live following, and a
+//! size-rotated log file that outlives the manager.
+
+mod rotating_file;
+
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+pub use rotating_file::Rotation;
+use rotating_file::RotatingFile;
+
+/// Longest line kept, in bytes; the rest of a longer line is cut off (and marked).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Prefix of lines the manager itself writes into an instance's log.
+pub const MANAGER_PREFIX: &str = "[llamactl] ";
+/// How much of an existing log file is read to refill the ring after a restart.
+const PRIME_BYTES: u64 = 256 * 1024;
+/// Lines a follower may fall behind before it is told it lagged.
+const FOLLOW_BUFFER: usize = 1024;
+
+/// Where a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// The backend's standard output.
+    Stdout,
+    /// The backend's standard error.
+    Stderr,
+    /// The manager (start commands, exits, signals).
+    Manager,
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Increasing number within this manager's run (lines refilled from the file come first).
+    pub seq: u64,
+    /// When the line was read (for refilled lines: when the file was last written).
+    pub at: DateTime<Utc>,
+    /// Where it came from.
+    pub stream: LogStream,
+    /// The text, without the line ending.
+    pub text: String,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ring: VecDeque<Arc<LogLine>>,
+    next_seq: u64,
+    file: Option<RotatingFile>,
+    primed: bool,
+    file_error: Option<String>,
+}
+
+/// The log of one instance.
+///
+/// ```
+/// use llamactl_core::logs::{LogStore, LogStream};
+///
+/// let logs = LogStore::new(None, 100, Default::default());
+/// logs.push(LogStream::Stdout, "loading model");
+/// let (recent, mut live) = logs.follow(10);
+/// assert_eq!(recent[0].text, "loading model");
+/// logs.push(LogStream::Stderr, "ready");
+/// assert_eq!(live.try_recv().unwrap().text, "ready");
+/// ```
+#[derive(Debug)]
+pub struct LogStore {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    sender: broadcast::Sender<Arc<LogLine>>,
+}
+
+impl LogStore {
+    /// A log keeping the last `capacity` lines in memory and, with `path`, appending every line
+    /// to that file with `rotation`.
+    pub fn new(path: Option<PathBuf>, capacity: usize, rotation: Rotation) -> Self {
+        let (sender, _) = broadcast::channel(FOLLOW_BUFFER);
+        Self {
+            inner: Mutex::new(Inner {
+                ring: VecDeque::with_capacity(capacity.min(1024)),
+                next_seq: 0,
+                file: path.map(|p| RotatingFile::new(p, rotation)),
+                primed: false,
+                file_error: None,
+            }),
+            capacity: capacity.max(1),
+            sender,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the ring inconsistent, so carry on.
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !inner.primed {
+            inner.primed = true;
+            self.prime(&mut inner);
+        }
+        inner
+    }
+
+    /// Refills the ring from the end of the existing log file, so the lines of an instance that
+    /// has not run since the manager restarted are still there.
+    fn prime(&self, inner: &mut Inner) {
+        let Some(path) = inner.file.as_ref().map(|f| f.path().to_path_buf()) else { return };
+        let Ok((text, modified)) = read_tail(&path) else { return };
+        let mut lines: Vec<&str> = text.lines().collect();
+        if text.len() as u64 >= PRIME_BYTES && !lines.is_empty() {
+            lines.remove(0); // probably cut in the middle
+        }
+        let skip = lines.len().saturating_sub(self.capacity);
+        for line in &lines[skip..] {
+            let (stream, text) = match line.strip_prefix(MANAGER_PREFIX) {
+                Some(rest) => (LogStream::Manager, rest),
+                None => (LogStream::Stdout, *line),
+            };
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.ring.push_back(Arc::new(LogLine { seq, at: modified, stream, text: text.to_owned() }));
+        }
+    }
+
+    /// Appends a line: to the ring, to the file, and to every follower.
+    pub fn push(&self, stream: LogStream, text: impl Into<String>) {
+        let mut text = text.into();
+        truncate_line(&mut text);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let line = Arc::new(LogLine { seq: inner.next_seq, at: Utc::now(), stream, text });
+        inner.next_seq += 1;
+        if let Some(file) = inner.file.as_mut() {
+            let mut bytes = Vec::with_capacity(line.text.len() + MANAGER_PREFIX.len() + 1);
+            if stream == LogStream::Manager {
+                bytes.extend_from_slice(MANAGER_PREFIX.as_bytes());
+            }
+            bytes.extend_from_slice(line.text.as_bytes());
+            bytes.push(b'\n');
+            match file.write_line(&bytes) {
+                Ok(()) => inner.file_error = None,
+                Err(error) => {
+                    if inner.file_error.is_none() {
+                        tracing::warn!(path = %file.path().display(), %error, "cannot write log file; lines are kept in memory");
+                    }
+                    inner.file_error = Some(error.to_string());
+                }
+            }
+        }
+        if inner.ring.len() == self.capacity {
+            inner.ring.pop_front();
+        }
+        inner.ring.push_back(line.clone());
+        // No follower is not an error.
+        let _ = self.sender.send(line);
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<Arc<LogLine>> {
+        let inner = self.lock();
+        let skip = inner.ring.len().saturating_sub(n);
+        inner.ring.iter().skip(skip).cloned().collect()
+    }
+
+    /// The last `n` lines and a receiver of every later line, with no gap and no duplicate
+    /// between the two.
+    pub fn follow(&self, n: usize) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
+        let inner = self.lock();
+        let skip = inner.ring.len().saturating_sub(n);
+        let recent = inner.ring.iter().skip(skip).cloned().collect();
+        let receiver = self.sender.subscribe();
+        drop(inner);
+        (recent, receiver)
+    }
+
+    /// The log file, if there is one.
+    pub fn file_path(&self) -> Option<PathBuf> {
+        self.lock().file.as_ref().map(|f| f.path().to_path_buf())
+    }
+
+    /// The last error writing the log file, until a write succeeds again (e.g. a full disk).
+    pub fn file_error(&self) -> Option<String> {
+        self.lock().file_error.clone()
+    }
+}
+
+fn read_tail(path: &Path) -> std::io::Result<(String, DateTime<Utc>)> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(PRIME_BYTES)))?;
+    let mut bytes = Vec::new();
+    file.take(PRIME_BYTES).read_to_end(&mut bytes)?;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), modified))
+}
+
+fn truncate_line(text: &mut String) {
+    if text.len() > MAX_LINE_BYTES {
+        let mut cut = MAX_LINE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [line truncated]");
+    }
+}
+
+/// Reads `reader` line by line into `logs` until end of file. Lines are split on `\n`, a
+/// trailing `\r` is dropped, invalid UTF-8 is replaced, and over-long lines are cut.
+pub async fn pump_lines<R>(reader: R, stream: LogStream, logs: Arc<LogStore>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut reader = reader;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    let emit = |bytes: &[u8]| {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        logs.push(stream, String::from_utf8_lossy(bytes).into_owned());
+    };
+    loop {
+        let read = match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..read];
+        while let Some(newline) = rest.iter().position(|b| *b == b'\n') {
+            if pending.is_empty() {
+                emit(&rest[..newline]);
+            } else {
+                pending.extend_from_slice(&rest[..newline]);
+                emit(&pending);
+                pending.clear();
+            }
+            rest = &rest[newline + 1..];
+        }
+        // Keep at most one line's worth; the excess of a very long line is dropped.
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(pending.len());
+        pending.extend_from_slice(&rest[..rest.len().min(room)]);
+    }
+    if !pending.is_empty() {
+        emit(&pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_last_lines() {
+        let logs = LogStore::new(None, 3, Rotation::default());
+        for i in 0..5 {
+            logs.push(LogStream::Stdout, format!("{i}"));
+        }
+        let texts: Vec<_> = logs.tail(10).iter().map(|l| l.text.clone()).collect();
+        assert_eq!(texts, ["2", "3", "4"]);
+        assert_eq!(logs.tail(1)[0].seq, 4);
+    }
+
+    #[test]
+    fn follow_has_no_gap_and_no_duplicate() {
+        let logs = Arc::new(LogStore::new(None, 1000, Rotation::default()));
+        let writer = {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    logs.push(LogStream::Stdout, format!("{i}"));
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        let (recent, mut live) = logs.follow(1000);
+        writer.join().unwrap();
+        let mut seqs: Vec<u64> = recent.iter().map(|l| l.seq).collect();
+        while let Ok(line) = live.try_recv() {
+            seqs.push(line.seq);
+        }
+        assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn lines_reach_the_file_and_come_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let logs = LogStore::new(Some(path.clone()), 10, Rotation::default());
+        logs.push(LogStream::Manager, "starting");
+        logs.push(LogStream::Stdout, "hello");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[llamactl] starting\nhello\n");
+        drop(logs);
+
+        let again = LogStore::new(Some(path), 10, Rotation::default());
+        let lines = again.tail(10);
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].stream, lines[0].text.as_str()), (LogStream::Manager, "starting"));
+        assert_eq!((lines[1].stream, lines[1].text.as_str()), (LogStream::Stdout, "hello"));
+    }
+
+    #[test]
+    fn a_failing_file_is_reported_and_lines_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let logs = LogStore::new(Some(blocker.join("x.log")), 10, Rotation::default());
+        logs.push(LogStream::Stdout, "kept");
+        assert_eq!(logs.tail(1)[0].text, "kept");
+        assert!(logs.file_error().is_some());
+    }
+
+    #[tokio::test]
+    async fn pump_splits_lines_and_handles_odd_input() {
+        let logs = Arc::new(LogStore::new(None, 100, Rotation::default()));
+        let long = "x".repeat(MAX_LINE_BYTES + 100);
+        let input = format!("one\r\ntwo\n{long}\nbad \u{fffd}\nlast-without-newline").into_bytes();
+        let mut input = input;
+        input.extend_from_slice(b"\xff");
+        pump_lines(&input[..], LogStream::Stderr, logs.clone()).await;
+        let lines = logs.tail(100);
+        let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts[0], "one");
+        assert_eq!(texts[1], "two");
+        assert!(texts[2].ends_with("[line truncated]") && texts[2].len() < MAX_LINE_BYTES + 50);
+        assert_eq!(texts[3], "bad \u{fffd}");
+        assert_eq!(texts[4], "last-without-newline\u{fffd}");
+        assert!(lines.iter().all(|l| l.stream == LogStream::Stderr));
+    }
+}
