@@ -30,6 +30,7 @@
 pub mod backend;
 pub mod db;
 pub mod logs;
+pub mod manager;
 pub mod options;
 pub mod ports;
 pub mod process;
@@ -40,6 +41,7 @@ mod reason;
 mod status;
 
 pub use db::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, SqliteDatabase, StoredInstance, Transition};
+pub use manager::{InstanceInfo, Lease, Manager, ManagerConfig, ManagerError};
 pub use name::{InstanceName, MAX_NAME_LEN, NameError};
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
 pub use reason::{ExitInfo, TransitionReason};

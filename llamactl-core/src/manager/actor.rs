@@ -1,0 +1,565 @@
+//! The owner of one instance's state. Every start, stop, restart, idle and eviction decision
+//! for an instance is taken here, one at a time, against the current state: there is no other
+//! writer, so no decision is ever made from a stale snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::activity::Activity;
+use super::backoff::restart_delay;
+use super::config::{EffectiveSettings, ManagerConfig};
+use super::error::ManagerError;
+use super::slots::{SlotReservation, Slots};
+use super::state::{InstanceState, StatusNotice};
+use crate::backend::{Listen, build_command};
+use crate::db::{Database, Transition};
+use crate::logs::{LogStore, LogStream};
+use crate::ports::{PortAllocator, PortError, PortLease};
+use crate::process::RunningProcess;
+use crate::readiness::ReadinessProbe;
+use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
+
+/// Lines of a failed backend's output attached to its error.
+const FAILURE_LOG_LINES: usize = 20;
+/// Longest a single readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Reply<T> = oneshot::Sender<Result<T, ManagerError>>;
+
+/// A request to an instance's actor.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Start { reason: TransitionReason, slot: SlotReservation, reply: Reply<()> },
+    /// `desired: None` keeps the desired state (shutdown: the instance comes back on boot).
+    Stop { reason: TransitionReason, desired: Option<DesiredState>, reply: Reply<()> },
+    Restart { slot: SlotReservation, reply: Reply<()> },
+    /// Stop to make room for `by`, but only if idle, ready and not pinned.
+    Evict { by: String, reply: oneshot::Sender<Result<(), String>> },
+    Update { options: Box<InstanceOptions>, reply: Reply<InstanceState> },
+    Delete { reply: Reply<()> },
+}
+
+/// What the actor shares with every other actor and the manager. Holds nothing that refers
+/// back to instance handles, so dropping the manager lets every actor end.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: ManagerConfig,
+    pub(crate) db: Arc<dyn Database>,
+    pub(crate) ports: PortAllocator,
+    pub(crate) slots: Arc<Slots>,
+    pub(crate) probe: ReadinessProbe,
+    pub(crate) notices: broadcast::Sender<StatusNotice>,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A live process and everything that belongs to its run.
+#[derive(Debug)]
+struct Run {
+    process: RunningProcess,
+    _port: PortLease,
+    /// Fires once the readiness endpoint answers (while starting).
+    ready: Option<oneshot::Receiver<()>>,
+    _probe: Option<AbortOnDrop>,
+    startup_deadline: Instant,
+    /// This run was started by an automatic restart.
+    automatic: bool,
+}
+
+enum Event {
+    Command(Command),
+    Exited(ExitInfo),
+    Ready,
+    StartupTimeout,
+    IdleCheck,
+    RestartDue,
+    Closed,
+}
+
+pub(crate) struct Actor {
+    ctx: Arc<Context>,
+    name: InstanceName,
+    state: InstanceState,
+    publish: watch::Sender<InstanceState>,
+    activity: Arc<Activity>,
+    logs: Arc<LogStore>,
+    rx: mpsc::Receiver<Command>,
+    run: Option<Run>,
+    /// When the pending automatic restart is due, with its attempt number and delay.
+    restart_due: Option<(Instant, u32, Duration)>,
+}
+
+async fn pending_forever<T>() -> T {
+    std::future::pending().await
+}
+
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => pending_forever().await,
+    }
+}
+
+impl Actor {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        name: InstanceName,
+        state: InstanceState,
+        publish: watch::Sender<InstanceState>,
+        activity: Arc<Activity>,
+        logs: Arc<LogStore>,
+        rx: mpsc::Receiver<Command>,
+    ) -> Self {
+        Self { ctx, name, state, publish, activity, logs, rx, run: None, restart_due: None }
+    }
+
+    fn settings(&self) -> Option<EffectiveSettings> {
+        self.state.options.as_ref().ok().map(|o| self.ctx.config.defaults.apply(o))
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let event = self.next_event().await;
+            match event {
+                Event::Closed => break,
+                Event::Command(Command::Delete { reply }) => {
+                    let result = self.delete().await;
+                    let deleted = result.is_ok();
+                    let _ = reply.send(result);
+                    if deleted {
+                        break;
+                    }
+                }
+                Event::Command(command) => self.handle_command(command).await,
+                Event::Exited(exit) => self.on_exit(exit).await,
+                Event::Ready => self.on_ready().await,
+                Event::StartupTimeout => self.on_startup_timeout().await,
+                Event::IdleCheck => self.on_idle_check().await,
+                Event::RestartDue => self.on_restart_due().await,
+            }
+        }
+        // The run (if any) is dropped here: its process group is killed.
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let status = self.state.runtime.status;
+        let idle = self.settings().map(|s| s.idle_timeout).unwrap_or_default();
+        let idle_at = (status == InstanceStatus::Running && !idle.is_zero()).then(|| {
+            let (in_flight, last) = self.activity.snapshot();
+            if in_flight > 0 { Instant::now() + idle } else { last + idle }
+        });
+        let restart_at = self.restart_due.map(|(at, _, _)| at);
+        let Self { rx, run, .. } = self;
+        let (process, ready, startup_deadline) = match run.as_mut() {
+            Some(Run { process, ready, startup_deadline, .. }) => {
+                let deadline = ready.is_some().then_some(*startup_deadline);
+                (Some(process), ready.as_mut(), deadline)
+            }
+            None => (None, None, None),
+        };
+        tokio::select! {
+            command = rx.recv() => command.map_or(Event::Closed, Event::Command),
+            exit = async { match process { Some(p) => p.wait().await, None => pending_forever().await } } => Event::Exited(exit),
+            () = async {
+                match ready {
+                    // A dropped sender (probe stopped) is not readiness.
+                    Some(ready) => if ready.await.is_err() { pending_forever::<()>().await },
+                    None => pending_forever().await,
+                }
+            } => Event::Ready,
+            () = sleep_until_or_never(startup_deadline) => Event::StartupTimeout,
+            () = sleep_until_or_never(idle_at) => Event::IdleCheck,
+            () = sleep_until_or_never(restart_at) => Event::RestartDue,
+        }
+    }
+
+    async fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Start { reason, slot, reply } => {
+                let result = match self.state.runtime.status {
+                    InstanceStatus::Stopped | InstanceStatus::Failed => self.start(reason, slot).await,
+                    // Already on its way (or running): one start serves every caller.
+                    _ => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Stop { reason, desired, reply } => {
+                self.stop(reason, desired).await;
+                let _ = reply.send(Ok(()));
+            }
+            Command::Restart { slot, reply } => {
+                let result = match self.state.runtime.status {
+                    InstanceStatus::Running | InstanceStatus::Starting => {
+                        self.stop_run(TransitionReason::UserRestart).await;
+                        self.state.runtime.restart_count = 0;
+                        self.spawn(TransitionReason::UserRestart, None, false).await
+                    }
+                    InstanceStatus::Restarting => {
+                        self.restart_due = None;
+                        self.state.runtime.restart_count = 0;
+                        self.spawn(TransitionReason::UserRestart, None, false).await
+                    }
+                    _ => self.start(TransitionReason::UserRestart, slot).await,
+                };
+                let _ = reply.send(result);
+            }
+            Command::Evict { by, reply } => {
+                let _ = reply.send(self.evict(by).await);
+            }
+            Command::Update { options, reply } => {
+                let _ = reply.send(self.update(*options).await);
+            }
+            Command::Delete { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    /// Checks that the instance can run here at all.
+    fn runnable(&self) -> Result<Arc<InstanceOptions>, ManagerError> {
+        let unsupported = |reason: String| ManagerError::Unsupported { name: self.name.to_string(), reason };
+        let options = match &self.state.options {
+            Ok(options) => options.clone(),
+            Err(error) => return Err(unsupported(format!("its stored options are invalid: {error}"))),
+        };
+        if options.docker_enabled == Some(true) {
+            return Err(unsupported("docker_enabled: the Docker runtime is not available in this version".into()));
+        }
+        if !options.nodes.is_empty() && !options.nodes.iter().any(|n| *n == self.ctx.config.local_node) {
+            return Err(unsupported(format!(
+                "nodes: assigned to {} and this is node {}; remote nodes are not supported",
+                options.nodes.join(", "),
+                self.ctx.config.local_node
+            )));
+        }
+        Ok(options)
+    }
+
+    async fn start(&mut self, reason: TransitionReason, slot: SlotReservation) -> Result<(), ManagerError> {
+        self.runnable()?;
+        self.state.runtime.restart_count = 0;
+        self.state.runtime.desired_state = DesiredState::Running;
+        self.restart_due = None;
+        self.spawn(reason, Some(slot), false).await
+    }
+
+    /// Spawns a process and enters `starting`. On failure the instance is `failed` with the
+    /// reason recorded, and the error says why.
+    async fn spawn(&mut self, reason: TransitionReason, slot: Option<SlotReservation>, automatic: bool) -> Result<(), ManagerError> {
+        if let Some(slot) = slot {
+            slot.commit();
+        }
+        let options = match self.runnable() {
+            Ok(options) => options,
+            Err(error) => {
+                self.fail(TransitionReason::Refused { error: error.to_string() }, error.to_string()).await;
+                return Err(error);
+            }
+        };
+        let settings = self.ctx.config.defaults.apply(&options);
+        let host = options.backend.host().unwrap_or(&self.ctx.config.backend_host).to_owned();
+        let pinned = options.backend.pinned_port();
+        let port = match self.ctx.ports.lease(self.name.as_str(), pinned, &host) {
+            Ok(port) => port,
+            Err(error) => {
+                let reason = match &error {
+                    PortError::InUse { port, .. } | PortError::Conflict { port, .. } => TransitionReason::PortUnavailable { port: *port },
+                    PortError::Exhausted { .. } => TransitionReason::Refused { error: error.to_string() },
+                };
+                self.fail(reason, error.to_string()).await;
+                return Err(error.into());
+            }
+        };
+        let listen = Listen { host, port: port.port() };
+        let Some(command) = build_command(self.name.as_str(), &options, &self.ctx.config.backends, &listen) else {
+            let error = ManagerError::Unsupported { name: self.name.to_string(), reason: "no command to run".into() };
+            self.fail(TransitionReason::Refused { error: error.to_string() }, error.to_string()).await;
+            return Err(error);
+        };
+        self.logs.push(LogStream::Manager, format!("starting: {command}"));
+        let process = match RunningProcess::spawn(&command, self.logs.clone()) {
+            Ok(process) => process,
+            Err(error) => {
+                let text = error.to_string();
+                self.fail(TransitionReason::SpawnFailed { error: error.source.to_string() }, text.clone()).await;
+                return Err(ManagerError::StartFailed {
+                    name: self.name.to_string(),
+                    reason: TransitionReason::SpawnFailed { error: error.source.to_string() },
+                    detail: text,
+                });
+            }
+        };
+
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let probe = self.ctx.probe.clone();
+        let interval = self.ctx.config.readiness_interval;
+        let path = options.backend.as_backend().readiness_path().to_owned();
+        let uri = format!("{}{}", listen.base_url(), path).parse::<hyper::Uri>();
+        let probe_task = match uri {
+            Ok(uri) => Some(AbortOnDrop(tokio::spawn(async move {
+                while !probe.check(&uri, PROBE_TIMEOUT).await {
+                    tokio::time::sleep(interval).await;
+                }
+                let _ = ready_tx.send(());
+            }))),
+            Err(error) => {
+                // Cannot happen with a validated host; the startup timeout reports it if it does.
+                tracing::error!(instance = %self.name, %error, "invalid readiness URL");
+                None
+            }
+        };
+
+        let identity = process.identity().clone();
+        let runtime = &mut self.state.runtime;
+        runtime.pid = Some(identity.pid);
+        runtime.process_start_ticks = Some(identity.start_ticks);
+        runtime.boot_id = identity.boot_id;
+        runtime.port = Some(listen.port);
+        runtime.started_at = Some(Utc::now());
+        runtime.ready_at = None;
+        runtime.last_error = None;
+        self.state.listen = Some(listen);
+        self.state.attempt += 1;
+        self.run = Some(Run {
+            process,
+            _port: port,
+            ready: Some(ready_rx),
+            _probe: probe_task,
+            startup_deadline: Instant::now() + settings.startup_timeout,
+            automatic,
+        });
+        self.transition(InstanceStatus::Starting, reason).await;
+        Ok(())
+    }
+
+    async fn on_ready(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.ready = None;
+            run._probe = None;
+        }
+        self.state.runtime.ready_at = Some(Utc::now());
+        self.activity.open();
+        self.transition(InstanceStatus::Running, TransitionReason::Ready).await;
+    }
+
+    /// Ends the current run after its process exited: drains its output, reaps its group, and
+    /// returns the last lines it wrote.
+    async fn finish_run(&mut self, exit: ExitInfo) -> (String, bool) {
+        self.activity.close();
+        let mut automatic = false;
+        if let Some(mut run) = self.run.take() {
+            automatic = run.automatic;
+            run.process.reap_group(self.ctx.config.kill_timeout).await;
+        }
+        self.clear_process(exit);
+        let tail: Vec<String> = self.logs.tail(FAILURE_LOG_LINES).iter().map(|l| l.text.clone()).collect();
+        (tail.join("\n"), automatic)
+    }
+
+    fn clear_process(&mut self, exit: ExitInfo) {
+        let runtime = &mut self.state.runtime;
+        runtime.pid = None;
+        runtime.process_start_ticks = None;
+        runtime.boot_id = None;
+        runtime.port = None;
+        runtime.stopped_at = Some(Utc::now());
+        runtime.last_exit = exit;
+        self.state.listen = None;
+    }
+
+    async fn on_exit(&mut self, exit: ExitInfo) {
+        let status = self.state.runtime.status;
+        self.logs.push(LogStream::Manager, format!("process exited ({exit})"));
+        let (tail, automatic) = self.finish_run(exit).await;
+        let Some(settings) = self.settings() else {
+            self.fail(TransitionReason::Crashed { exit }, format!("exited ({exit})")).await;
+            return;
+        };
+        let runtime = &mut self.state.runtime;
+        if status == InstanceStatus::Running {
+            let stable = runtime.ready_at.and_then(|t| (Utc::now() - t).to_std().ok()).unwrap_or_default();
+            if stable >= self.ctx.config.restart_reset_after {
+                runtime.restart_count = 0;
+            }
+        }
+        let (reason, message) = if status == InstanceStatus::Starting {
+            (TransitionReason::StartupExited { exit }, format!("exited while starting ({exit}); last output:\n{tail}"))
+        } else {
+            (TransitionReason::Crashed { exit }, format!("crashed ({exit}); last output:\n{tail}"))
+        };
+        // A failed first start is reported at once; crashes, and failed restarts, are retried.
+        let retry = settings.auto_restart && (status == InstanceStatus::Running || automatic);
+        if !retry {
+            self.fail(reason, message).await;
+        } else if runtime.restart_count >= settings.max_restarts {
+            let restarts = runtime.restart_count;
+            self.fail(TransitionReason::GaveUp { restarts, exit }, message).await;
+        } else {
+            runtime.restart_count += 1;
+            runtime.last_error = Some(message);
+            let attempt = runtime.restart_count;
+            let delay = restart_delay(settings.restart_delay, attempt, self.ctx.config.max_restart_delay);
+            self.restart_due = Some((Instant::now() + delay, attempt, delay));
+            self.transition(InstanceStatus::Restarting, reason).await;
+        }
+    }
+
+    async fn on_restart_due(&mut self) {
+        let Some((_, attempt, delay)) = self.restart_due.take() else { return };
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        // The slot has been held since the crash; failures are recorded by spawn.
+        let _ = self.spawn(TransitionReason::RestartBackoff { attempt, delay_ms }, None, true).await;
+    }
+
+    async fn on_startup_timeout(&mut self) {
+        let after = self.settings().map(|s| s.startup_timeout).unwrap_or_default();
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.logs.push(LogStream::Manager, format!("not ready after {after:?}; stopping"));
+        let exit = self.kill_run().await;
+        let (tail, _) = self.finish_run(exit).await;
+        let message = format!("readiness endpoint did not answer within {after:?}; last output:\n{tail}");
+        self.fail(TransitionReason::HealthTimeout { after_ms }, message).await;
+    }
+
+    async fn on_idle_check(&mut self) {
+        let Some(idle) = self.settings().map(|s| s.idle_timeout) else { return };
+        if !idle.is_zero() && self.activity.close_if_idle(idle) {
+            self.stop(TransitionReason::IdleTimeout, Some(DesiredState::Stopped)).await;
+        }
+    }
+
+    async fn evict(&mut self, by: String) -> Result<(), String> {
+        if self.state.runtime.status != InstanceStatus::Running {
+            return Err(format!("{} is {}", self.name, self.state.runtime.status));
+        }
+        let idle = self.settings().map(|s| s.idle_timeout).unwrap_or_default();
+        if idle.is_zero() {
+            return Err(format!("{} is pinned (idle_timeout 0)", self.name));
+        }
+        if !self.activity.close_if_idle(Duration::ZERO) {
+            return Err(format!("{} has requests in flight", self.name));
+        }
+        self.stop(TransitionReason::Evicted { by }, Some(DesiredState::Stopped)).await;
+        Ok(())
+    }
+
+    /// SIGTERM, grace, SIGKILL on the current run's process group.
+    async fn kill_run(&mut self) -> ExitInfo {
+        let (grace, kill) = (self.ctx.config.stop_grace, self.ctx.config.kill_timeout);
+        match self.run.as_mut() {
+            Some(run) => {
+                let (exit, killed) = run.process.stop(grace, kill).await;
+                if killed {
+                    self.logs.push(LogStream::Manager, format!("did not exit within {grace:?} of SIGTERM; killed"));
+                }
+                exit
+            }
+            None => ExitInfo::default(),
+        }
+    }
+
+    /// Stops the process of a starting or running instance, passing through `stopping`.
+    async fn stop_run(&mut self, reason: TransitionReason) -> ExitInfo {
+        self.activity.close();
+        self.transition(InstanceStatus::Stopping, reason).await;
+        let exit = self.kill_run().await;
+        self.run = None;
+        self.clear_process(exit);
+        exit
+    }
+
+    async fn stop(&mut self, reason: TransitionReason, desired: Option<DesiredState>) {
+        if let Some(desired) = desired {
+            self.state.runtime.desired_state = desired;
+        }
+        match self.state.runtime.status {
+            InstanceStatus::Running | InstanceStatus::Starting | InstanceStatus::Stopping => {
+                let exit = self.stop_run(reason.clone()).await;
+                self.logs.push(LogStream::Manager, format!("stopped ({exit})"));
+                self.transition(InstanceStatus::Stopped, reason).await;
+            }
+            InstanceStatus::Restarting | InstanceStatus::Failed => {
+                self.restart_due = None;
+                self.transition(InstanceStatus::Stopped, reason).await;
+            }
+            InstanceStatus::Stopped => {
+                if desired.is_some() {
+                    self.persist_runtime().await;
+                }
+            }
+        }
+    }
+
+    async fn update(&mut self, options: InstanceOptions) -> Result<InstanceState, ManagerError> {
+        let stored = self.ctx.db.save(&self.name, &options).await?;
+        self.ctx.slots.set_group(self.name.as_str(), options.group.as_deref());
+        self.state.options = Ok(Arc::new(options));
+        self.state.updated_at = stored.updated_at;
+        self.publish();
+        if matches!(self.state.runtime.status, InstanceStatus::Running | InstanceStatus::Starting) {
+            self.stop_run(TransitionReason::OptionsChanged).await;
+            self.state.runtime.restart_count = 0;
+            // The new options may be unrunnable; spawn records that as the status.
+            let _ = self.spawn(TransitionReason::OptionsChanged, None, false).await;
+        }
+        Ok(self.state.clone())
+    }
+
+    async fn delete(&mut self) -> Result<(), ManagerError> {
+        self.stop(TransitionReason::UserStop, Some(DesiredState::Stopped)).await;
+        if !self.ctx.db.delete(self.name.as_str()).await? {
+            return Err(ManagerError::NotFound(self.name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Records a failure: status `failed`, the reason, and an error message.
+    async fn fail(&mut self, reason: TransitionReason, message: String) {
+        self.run = None;
+        self.activity.close();
+        self.state.runtime.last_error = Some(message);
+        self.transition(InstanceStatus::Failed, reason).await;
+    }
+
+    fn publish(&self) {
+        self.publish.send_replace(self.state.clone());
+    }
+
+    async fn persist_runtime(&self) {
+        if let Err(error) = self.ctx.db.save_runtime(self.name.as_str(), &self.state.runtime).await {
+            tracing::error!(instance = %self.name, %error, "cannot persist runtime state");
+        }
+    }
+
+    /// Changes the status: publishes it at once, then records it (runtime row and event).
+    async fn transition(&mut self, to: InstanceStatus, reason: TransitionReason) {
+        let from = self.state.runtime.status;
+        let at = Utc::now();
+        self.state.runtime.status = to;
+        self.state.runtime.last_reason = Some(reason.clone());
+        if !to.holds_slot() {
+            self.ctx.slots.release(self.name.as_str());
+        }
+        self.publish();
+        tracing::info!(instance = %self.name, %from, %to, %reason, "status");
+        if from != to {
+            self.logs.push(LogStream::Manager, format!("{from} -> {to} ({reason})"));
+        }
+        let transition = Transition { from, to, reason: reason.clone(), at };
+        let _ = self.ctx.notices.send(StatusNotice { name: self.name.to_string(), from, to, reason, at });
+        if let Err(error) = self.ctx.db.record_transition(self.name.as_str(), &self.state.runtime, &transition).await {
+            tracing::error!(instance = %self.name, %error, "cannot persist status transition");
+        }
+    }
+}

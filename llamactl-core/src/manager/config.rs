@@ -1,0 +1,142 @@
+//! The manager's configuration.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::InstanceOptions;
+use crate::backend::BackendsSettings;
+use crate::logs::Rotation;
+
+/// Values for instance options that an instance leaves unset (the Go llamactl's
+/// `instances.default_*` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceDefaults {
+    /// Restart after an unexpected exit.
+    pub auto_restart: bool,
+    /// Consecutive automatic restarts before giving up.
+    pub max_restarts: u32,
+    /// First restart delay (later ones back off exponentially).
+    pub restart_delay: Duration,
+    /// Start on demand when a request needs the instance.
+    pub on_demand_start: bool,
+    /// Idle time before an instance is stopped; zero = never.
+    pub idle_timeout: Duration,
+    /// How long a backend may take to become ready.
+    pub startup_timeout: Duration,
+}
+
+impl Default for InstanceDefaults {
+    fn default() -> Self {
+        Self {
+            auto_restart: true,
+            max_restarts: 3,
+            restart_delay: Duration::from_secs(5),
+            on_demand_start: true,
+            idle_timeout: Duration::ZERO,
+            startup_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Instance settings after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveSettings {
+    /// See [`InstanceDefaults::auto_restart`].
+    pub auto_restart: bool,
+    /// See [`InstanceDefaults::max_restarts`].
+    pub max_restarts: u32,
+    /// See [`InstanceDefaults::restart_delay`].
+    pub restart_delay: Duration,
+    /// See [`InstanceDefaults::on_demand_start`].
+    pub on_demand_start: bool,
+    /// See [`InstanceDefaults::idle_timeout`].
+    pub idle_timeout: Duration,
+    /// See [`InstanceDefaults::startup_timeout`].
+    pub startup_timeout: Duration,
+}
+
+impl InstanceDefaults {
+    /// `options` with every unset field taken from these defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use llamactl_core::{InstanceOptions, manager::InstanceDefaults};
+    /// let options = InstanceOptions::from_json(r#"{"backend_type":"vllm","idle_timeout":"30s"}"#).unwrap();
+    /// let settings = InstanceDefaults::default().apply(&options);
+    /// assert_eq!(settings.idle_timeout, Duration::from_secs(30));
+    /// assert!(settings.auto_restart);
+    /// ```
+    pub fn apply(&self, options: &InstanceOptions) -> EffectiveSettings {
+        EffectiveSettings {
+            auto_restart: options.auto_restart.unwrap_or(self.auto_restart),
+            max_restarts: options.max_restarts.unwrap_or(self.max_restarts),
+            restart_delay: options.restart_delay.unwrap_or(self.restart_delay),
+            on_demand_start: options.on_demand_start.unwrap_or(self.on_demand_start),
+            idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
+            startup_timeout: options.startup_timeout.unwrap_or(self.startup_timeout),
+        }
+    }
+}
+
+/// Everything the manager needs to know. `Default` gives the Go llamactl's defaults where it
+/// has them.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Ports handed to instances without a pinned port (`instances.port_range`).
+    pub port_range: RangeInclusive<u16>,
+    /// Address backends listen on unless their options say otherwise.
+    pub backend_host: String,
+    /// Most instances running at once (`None` = no limit).
+    pub max_running_instances: Option<usize>,
+    /// Most instances running at once per group.
+    pub group_limits: BTreeMap<String, usize>,
+    /// At a limit, stop the least recently used idle instance to make room.
+    pub enable_lru_eviction: bool,
+    /// Defaults for unset instance options.
+    pub defaults: InstanceDefaults,
+    /// Interval between readiness probes while an instance starts.
+    pub readiness_interval: Duration,
+    /// Time a process has to exit after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+    /// Time allowed after SIGKILL.
+    pub kill_timeout: Duration,
+    /// Uptime after which the restart counter starts over.
+    pub restart_reset_after: Duration,
+    /// Longest delay between automatic restarts.
+    pub max_restart_delay: Duration,
+    /// Folder of per-instance log files (`None`: logs in memory only).
+    pub logs_dir: Option<PathBuf>,
+    /// Log lines kept in memory per instance.
+    pub log_buffer_lines: usize,
+    /// Log file rotation.
+    pub log_rotation: Rotation,
+    /// Commands, arguments and environment per backend.
+    pub backends: BackendsSettings,
+    /// Name of this node; instances assigned only to other nodes are not run here.
+    pub local_node: String,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            port_range: 8000..=9000,
+            backend_host: "127.0.0.1".into(),
+            max_running_instances: None,
+            group_limits: BTreeMap::new(),
+            enable_lru_eviction: true,
+            defaults: InstanceDefaults::default(),
+            readiness_interval: Duration::from_millis(20),
+            stop_grace: Duration::from_secs(30),
+            kill_timeout: Duration::from_secs(10),
+            restart_reset_after: Duration::from_secs(60),
+            max_restart_delay: Duration::from_secs(300),
+            logs_dir: None,
+            log_buffer_lines: 2000,
+            log_rotation: Rotation::default(),
+            backends: BackendsSettings::default(),
+            local_node: "main".into(),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! The supervisor: one actor per instance owns its state; the [`Manager`] routes requests to
+//! them, admits starts under the running limits (evicting the least recently used idle
+//! instance when it must), restores state on boot and stops everything on shutdown.
+
+mod activity;
+mod actor;
+mod backoff;
+mod config;
+mod error;
+mod slots;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+pub use activity::ActivityGuard;
+pub use backoff::restart_delay;
+pub use config::{EffectiveSettings, InstanceDefaults, ManagerConfig};
+pub use error::{Limit, ManagerError};
+pub use state::{InstanceInfo, InstanceState, Lease, StatusNotice};
+
+use activity::Activity;
+use actor::{Actor, Command, Context};
+use slots::{Limits, SlotReservation, Slots};
+
+use crate::db::{Database, EventQuery, InstanceEvent, StoredInstance, Transition};
+use crate::logs::LogStore;
+use crate::ports::PortAllocator;
+use crate::process::{ProcessIdentity, terminate_group};
+use crate::readiness::ReadinessProbe;
+use crate::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
+
+/// Commands queued per instance before senders wait.
+const MAILBOX: usize = 64;
+/// Status notices a slow subscriber may fall behind.
+const NOTICES: usize = 1024;
+
+/// The manager's view of one instance: its actor's mailbox and what the actor publishes.
+#[derive(Debug)]
+struct Handle {
+    name: InstanceName,
+    tx: mpsc::Sender<Command>,
+    state: watch::Receiver<InstanceState>,
+    activity: Arc<Activity>,
+    logs: Arc<LogStore>,
+}
+
+impl Handle {
+    /// Sends a command and waits for the actor's answer.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, ManagerError>>) -> Command) -> Result<T, ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?;
+        answer.await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?
+    }
+
+    fn group(&self) -> Option<String> {
+        self.state.borrow().options.as_ref().ok().and_then(|o| o.group.clone())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    ctx: Arc<Context>,
+    handles: RwLock<BTreeMap<InstanceName, Arc<Handle>>>,
+    /// Serialises changes of definitions (create, update, delete) with their port pins.
+    definitions: Mutex<()>,
+    shutting_down: AtomicBool,
+}
+
+/// Supervises instances. Cheap to clone; all clones drive the same instances. Dropping the last
+/// clone without [`shutdown`](Manager::shutdown) still kills every backend's process group.
+///
+/// See the [crate documentation](crate) for an example.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    shared: Arc<Shared>,
+}
+
+fn check_config(config: &ManagerConfig) -> Result<(), ManagerError> {
+    let invalid = |field: &str, message: &str| {
+        ManagerError::InvalidOptions(crate::OptionsError::Invalid { field: field.into(), message: message.into() })
+    };
+    if config.port_range.start() > config.port_range.end() || *config.port_range.start() == 0 {
+        return Err(invalid("instances.port_range", "must be a non-empty range of ports from 1 to 65535"));
+    }
+    if config.readiness_interval.is_zero() {
+        return Err(invalid("readiness_interval", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+impl Manager {
+    /// Loads every instance from `db`, stops backends that an earlier manager left running
+    /// (recognised by pid and process start time), and starts again those whose desired state
+    /// is running, within the limits.
+    pub async fn open(config: ManagerConfig, db: Arc<dyn Database>) -> Result<Self, ManagerError> {
+        check_config(&config)?;
+        let limits = Limits { max_running: config.max_running_instances, groups: config.group_limits.clone() };
+        let ctx = Arc::new(Context {
+            ports: PortAllocator::new(config.port_range.clone()),
+            slots: Slots::new(limits),
+            probe: ReadinessProbe::new(),
+            notices: broadcast::channel(NOTICES).0,
+            db,
+            config,
+        });
+        let manager = Self {
+            shared: Arc::new(Shared {
+                ctx: ctx.clone(),
+                handles: RwLock::new(BTreeMap::new()),
+                definitions: Mutex::new(()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        };
+
+        let stored = ctx.db.load_all().await?;
+        let recovered = futures::future::join_all(stored.into_iter().map(|s| recover(&ctx, s))).await;
+        let mut boot: Vec<(InstanceName, Option<chrono::DateTime<Utc>>)> = Vec::new();
+        for instance in recovered {
+            if let Ok(options) = &instance.options
+                && let Some(port) = options.backend.pinned_port()
+                && let Err(error) = ctx.ports.pin(instance.name.as_str(), port)
+            {
+                tracing::warn!(instance = %instance.name, %error, "pinned port conflict in stored instances");
+            }
+            if instance.runtime.desired_state == DesiredState::Running && instance.options.is_ok() {
+                boot.push((instance.name.clone(), instance.runtime.ready_at));
+            }
+            manager.spawn_actor(instance);
+        }
+        // Most recently used first, so that under a limit those come back.
+        boot.sort_by(|a, b| b.1.cmp(&a.1));
+        for (name, _) in boot {
+            if let Err(error) = manager.start_for(name.as_str(), TransitionReason::Boot).await {
+                tracing::warn!(instance = %name, %error, "not started at boot");
+            }
+        }
+        Ok(manager)
+    }
+
+    fn spawn_actor(&self, stored: StoredInstance) -> Arc<Handle> {
+        let ctx = &self.shared.ctx;
+        let state = InstanceState {
+            options: stored.options.map(Arc::new),
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            runtime: stored.runtime,
+            listen: None,
+            attempt: 0,
+        };
+        let (publish, state_rx) = watch::channel(state.clone());
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        let activity = Activity::new();
+        let log_path = ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));
+        let logs = Arc::new(LogStore::new(log_path, ctx.config.log_buffer_lines, ctx.config.log_rotation));
+        let actor = Actor::new(ctx.clone(), stored.name.clone(), state, publish, activity.clone(), logs.clone(), rx);
+        tokio::spawn(actor.run());
+        let handle = Arc::new(Handle { name: stored.name.clone(), tx, state: state_rx, activity, logs });
+        self.write_handles().insert(stored.name, handle.clone());
+        handle
+    }
+
+    fn read_handles(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<InstanceName, Arc<Handle>>> {
+        self.shared.handles.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_handles(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<InstanceName, Arc<Handle>>> {
+        self.shared.handles.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self, name: &str) -> Result<Arc<Handle>, ManagerError> {
+        self.read_handles().get(name).cloned().ok_or_else(|| ManagerError::NotFound(name.to_owned()))
+    }
+
+    fn check_running(&self) -> Result<(), ManagerError> {
+        if self.shared.shutting_down.load(Ordering::SeqCst) { Err(ManagerError::ShuttingDown) } else { Ok(()) }
+    }
+
+    /// The configuration the manager runs with.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.shared.ctx.config
+    }
+
+    /// The database the manager persists to.
+    pub fn database(&self) -> &Arc<dyn Database> {
+        &self.shared.ctx.db
+    }
+
+    /// Creates a stopped instance after validating its options (errors name the field) and its
+    /// pinned port (not pinned by another instance).
+    pub async fn create(&self, name: InstanceName, options: InstanceOptions) -> Result<InstanceInfo, ManagerError> {
+        self.check_running()?;
+        options.validate()?;
+        let _definitions = self.shared.definitions.lock().await;
+        if self.read_handles().contains_key(name.as_str()) {
+            return Err(ManagerError::AlreadyExists(name.to_string()));
+        }
+        let ctx = &self.shared.ctx;
+        let pinned = options.backend.pinned_port();
+        if let Some(port) = pinned {
+            ctx.ports.pin(name.as_str(), port)?;
+        }
+        let stored = match ctx.db.create(&name, &options).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                if let Some(port) = pinned {
+                    ctx.ports.unpin(name.as_str(), port);
+                }
+                return Err(match error {
+                    crate::DbError::AlreadyExists(n) => ManagerError::AlreadyExists(n),
+                    other => other.into(),
+                });
+            }
+        };
+        let handle = self.spawn_actor(stored);
+        Ok(self.info_of(&handle))
+    }
+
+    /// Replaces an instance's options; a running instance restarts with the new ones.
+    pub async fn update(&self, name: &str, options: InstanceOptions) -> Result<InstanceInfo, ManagerError> {
+        self.check_running()?;
+        options.validate()?;
+        let _definitions = self.shared.definitions.lock().await;
+        let handle = self.handle(name)?;
+        let ports = &self.shared.ctx.ports;
+        let old = handle.state.borrow().options.as_ref().ok().and_then(|o| o.backend.pinned_port());
+        let new = options.backend.pinned_port();
+        if let Some(port) = new.filter(|p| Some(*p) != old) {
+            ports.pin(name, port)?;
+        }
+        match handle.ask(|reply| Command::Update { options: Box::new(options), reply }).await {
+            Ok(_) => {
+                if let Some(port) = old.filter(|p| Some(*p) != new) {
+                    ports.unpin(name, port);
+                }
+                Ok(self.info_of(&handle))
+            }
+            Err(error) => {
+                if let Some(port) = new.filter(|p| Some(*p) != old) {
+                    ports.unpin(name, port);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops (if needed) and deletes an instance with its runtime state and events.
+    pub async fn delete(&self, name: &str) -> Result<(), ManagerError> {
+        let _definitions = self.shared.definitions.lock().await;
+        let handle = self.handle(name)?;
+        let pinned = handle.state.borrow().options.as_ref().ok().and_then(|o| o.backend.pinned_port());
+        handle.ask(|reply| Command::Delete { reply }).await?;
+        self.write_handles().remove(name);
+        if let Some(port) = pinned {
+            self.shared.ctx.ports.unpin(name, port);
+        }
+        Ok(())
+    }
+
+    /// Starts an instance (admitted under the limits, evicting if needed). Returns once the
+    /// process is spawned; the status is then `starting`, and `running` once ready.
+    pub async fn start(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
+        self.start_for(name, TransitionReason::UserStart).await?;
+        Ok(self.info_of(&*self.handle(name)?))
+    }
+
+    async fn start_for(&self, name: &str, reason: TransitionReason) -> Result<(), ManagerError> {
+        self.check_running()?;
+        let handle = self.handle(name)?;
+        let slot = self.admit(&handle, self.admission_deadline()).await?;
+        handle.ask(|reply| Command::Start { reason, slot, reply }).await
+    }
+
+    fn admission_deadline(&self) -> Instant {
+        let config = &self.shared.ctx.config;
+        Instant::now() + config.stop_grace + config.kill_timeout + Duration::from_secs(10)
+    }
+
+    /// Stops an instance; it stays stopped (also across a manager restart).
+    pub async fn stop(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
+        let handle = self.handle(name)?;
+        handle
+            .ask(|reply| Command::Stop { reason: TransitionReason::UserStop, desired: Some(DesiredState::Stopped), reply })
+            .await?;
+        Ok(self.info_of(&handle))
+    }
+
+    /// Restarts a running instance, or starts a stopped one.
+    pub async fn restart(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
+        self.check_running()?;
+        let handle = self.handle(name)?;
+        let slot = self.admit(&handle, self.admission_deadline()).await?;
+        handle.ask(|reply| Command::Restart { slot, reply }).await?;
+        Ok(self.info_of(&handle))
+    }
+
+    /// Waits until `name` is ready, starting it on demand (once, however many callers ask at
+    /// the same time), and returns a [`Lease`] that marks one request in flight. Each caller
+    /// waits at most `timeout`; a caller that gives up (or is dropped) does not disturb the
+    /// start or the other callers.
+    pub async fn ensure_ready(&self, name: &str, timeout: Duration) -> Result<Lease, ManagerError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let handle = self.handle(name)?;
+        if let Some(lease) = self.lease(&handle) {
+            return Ok(lease);
+        }
+        let mut state = handle.state.clone();
+        let mut requested = false;
+        loop {
+            let (status, reason, on_demand) = {
+                let current = state.borrow_and_update();
+                let on_demand = match &current.options {
+                    Ok(options) => self.shared.ctx.config.defaults.apply(options).on_demand_start,
+                    Err(_) => false,
+                };
+                (current.runtime.status, current.runtime.last_reason.clone(), on_demand)
+            };
+            match status {
+                InstanceStatus::Running => {
+                    if let Some(lease) = self.lease(&handle) {
+                        return Ok(lease);
+                    }
+                    // Running but its gate is closed: it is being stopped; wait for that.
+                }
+                InstanceStatus::Starting | InstanceStatus::Restarting | InstanceStatus::Stopping => {}
+                InstanceStatus::Stopped | InstanceStatus::Failed => {
+                    if requested {
+                        let reason = reason.unwrap_or(TransitionReason::UserStop);
+                        match (status, &reason) {
+                            // The start this caller asked for failed.
+                            (InstanceStatus::Failed, _) => {
+                                let detail = state.borrow().runtime.last_error.clone().unwrap_or_default();
+                                return Err(ManagerError::StartFailed { name: name.to_owned(), reason, detail });
+                            }
+                            (_, TransitionReason::UserStop | TransitionReason::Shutdown) => {
+                                return Err(ManagerError::StoppedWhileWaiting { name: name.to_owned(), reason });
+                            }
+                            // Idle timeout or eviction got there first: start it again.
+                            _ => {}
+                        }
+                    } else if !on_demand {
+                        return Err(ManagerError::NotRunning { name: name.to_owned(), status });
+                    }
+                    self.check_running()?;
+                    let slot = self.admit(&handle, deadline).await?;
+                    let ask = handle.ask(|reply| Command::Start { reason: TransitionReason::OnDemand, slot, reply });
+                    match tokio::time::timeout_at(deadline, ask).await {
+                        Ok(result) => result?,
+                        Err(_) => return Err(self.timeout(name, started, &state)),
+                    }
+                    requested = true;
+                    continue;
+                }
+            }
+            if tokio::time::timeout_at(deadline, state.changed()).await.is_err() {
+                return Err(self.timeout(name, started, &state));
+            }
+        }
+    }
+
+    fn timeout(&self, name: &str, started: Instant, state: &watch::Receiver<InstanceState>) -> ManagerError {
+        ManagerError::Timeout { name: name.to_owned(), waited: started.elapsed(), status: state.borrow().runtime.status }
+    }
+
+    fn lease(&self, handle: &Handle) -> Option<Lease> {
+        let guard = handle.activity.try_enter()?;
+        let state = handle.state.borrow();
+        let listen = state.listen.clone()?;
+        let request_model = state.options.as_ref().ok().and_then(|o| o.backend.as_backend().request_model());
+        Some(Lease { name: handle.name.clone(), listen, request_model, _guard: guard })
+    }
+
+    /// Marks one request in flight without starting anything (for callers that route requests
+    /// themselves); the idle timer and eviction treat the instance as busy until it is dropped.
+    pub fn track_activity(&self, name: &str) -> Result<ActivityGuard, ManagerError> {
+        Ok(self.handle(name)?.activity.enter())
+    }
+
+    /// Admits a start of `handle` under the running limits, evicting least recently used idle
+    /// instances if needed and allowed.
+    async fn admit(&self, handle: &Handle, deadline: Instant) -> Result<SlotReservation, ManagerError> {
+        let ctx = &self.shared.ctx;
+        let name = handle.name.as_str();
+        let group = handle.group();
+        let _turn = match ctx.slots.admission.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => tokio::time::timeout_at(deadline, ctx.slots.admission.lock()).await.map_err(|_| {
+                ManagerError::Timeout { name: name.to_owned(), waited: Duration::ZERO, status: handle.state.borrow().runtime.status }
+            })?,
+        };
+        // Instances that declined eviction in this admission, with their reason.
+        let mut refused: Vec<(InstanceName, String)> = Vec::new();
+        loop {
+            let limit = match ctx.slots.try_reserve(name, group.as_deref()) {
+                Ok(reservation) => return Ok(reservation),
+                Err(limit) => limit,
+            };
+            let exhausted = |detail: String, retry_after: Duration| ManagerError::CapacityExhausted {
+                name: name.to_owned(),
+                limit: limit.clone(),
+                detail,
+                retry_after,
+            };
+            if !ctx.config.enable_lru_eviction {
+                return Err(exhausted("LRU eviction is disabled".into(), Duration::from_secs(30)));
+            }
+            let Some(victim) = self.pick_victim(&limit, name, &refused) else {
+                let detail = if refused.is_empty() {
+                    "every running instance is starting, pinned or busy".to_owned()
+                } else {
+                    refused.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; ")
+                };
+                let busy = self.read_handles().values().any(|h| h.activity.snapshot().0 > 0);
+                return Err(exhausted(detail, if busy { Duration::from_secs(2) } else { Duration::from_secs(30) }));
+            };
+            let by = name.to_owned();
+            let (reply, answer) = oneshot::channel();
+            if victim.tx.send(Command::Evict { by, reply }).await.is_err() {
+                refused.push((victim.name.clone(), format!("{} is gone", victim.name)));
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(()))) => tracing::info!(instance = name, evicted = %victim.name, "evicted to make room"),
+                Ok(Ok(Err(why))) => refused.push((victim.name.clone(), why)),
+                Ok(Err(_)) => refused.push((victim.name.clone(), format!("{} is gone", victim.name))),
+                Err(_) => {
+                    return Err(ManagerError::Timeout {
+                        name: name.to_owned(),
+                        waited: Duration::ZERO,
+                        status: handle.state.borrow().runtime.status,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The least recently used instance that holds a slot counting against `limit`, is ready,
+    /// idle and not pinned, and has not refused already.
+    fn pick_victim(&self, limit: &Limit, requester: &str, refused: &[(InstanceName, String)]) -> Option<Arc<Handle>> {
+        let handles = self.read_handles();
+        let defaults = &self.shared.ctx.config.defaults;
+        self.shared
+            .ctx
+            .slots
+            .holders()
+            .into_iter()
+            .filter(|(name, group)| {
+                name != requester
+                    && !refused.iter().any(|(n, _)| n.as_str() == name)
+                    && match limit {
+                        Limit::Global { .. } => true,
+                        Limit::Group { group: wanted, .. } => group.as_deref() == Some(wanted.as_str()),
+                    }
+            })
+            .filter_map(|(name, _)| handles.get(name.as_str()).cloned())
+            .filter_map(|handle| {
+                let state = handle.state.borrow();
+                let pinned = state.options.as_ref().map(|o| defaults.apply(o).idle_timeout.is_zero()).unwrap_or(true);
+                let (in_flight, last) = handle.activity.snapshot();
+                let candidate = state.runtime.status == InstanceStatus::Running && !pinned && in_flight == 0;
+                drop(state);
+                candidate.then_some((last, handle))
+            })
+            .min_by_key(|(last, _)| *last)
+            .map(|(_, handle)| handle)
+    }
+
+    /// One instance.
+    pub fn get(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
+        Ok(self.info_of(&*self.handle(name)?))
+    }
+
+    /// Every instance, ordered by name.
+    pub fn list(&self) -> Vec<InstanceInfo> {
+        let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
+        handles.iter().map(|h| self.info_of(h)).collect()
+    }
+
+    fn info_of(&self, handle: &Handle) -> InstanceInfo {
+        let state = handle.state.borrow().clone();
+        let (in_flight, last) = handle.activity.snapshot();
+        let last_activity = (state.runtime.status == InstanceStatus::Running).then(|| {
+            let ago = chrono::Duration::from_std(last.elapsed()).unwrap_or_default();
+            Utc::now() - ago
+        });
+        InstanceInfo { name: handle.name.clone(), state, in_flight, last_activity }
+    }
+
+    /// A receiver of an instance's state, updated at every change.
+    pub fn subscribe(&self, name: &str) -> Result<watch::Receiver<InstanceState>, ManagerError> {
+        Ok(self.handle(name)?.state.clone())
+    }
+
+    /// A receiver of every status change of every instance.
+    pub fn subscribe_transitions(&self) -> broadcast::Receiver<StatusNotice> {
+        self.shared.ctx.notices.subscribe()
+    }
+
+    /// An instance's log.
+    pub fn logs(&self, name: &str) -> Result<Arc<LogStore>, ManagerError> {
+        Ok(self.handle(name)?.logs.clone())
+    }
+
+    /// An instance's recorded transitions, oldest first.
+    pub async fn events(&self, name: &str, query: EventQuery) -> Result<Vec<InstanceEvent>, ManagerError> {
+        self.handle(name)?;
+        Ok(self.shared.ctx.db.events(name, query).await?)
+    }
+
+    /// Number of instances holding a running slot (starting, running, stopping, restarting).
+    pub fn running_count(&self) -> usize {
+        self.shared.ctx.slots.occupied()
+    }
+
+    /// Stops every instance (SIGTERM, grace period, SIGKILL) and records every status; desired
+    /// states are kept, so the next [`open`](Manager::open) starts the same instances again.
+    /// Later operations fail with [`ManagerError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
+        let stops = handles.iter().map(|handle| {
+            handle.ask(|reply| Command::Stop { reason: TransitionReason::Shutdown, desired: None, reply })
+        });
+        for (handle, result) in handles.iter().zip(futures::future::join_all(stops).await) {
+            if let Err(error) = result {
+                tracing::warn!(instance = %handle.name, %error, "stop at shutdown failed");
+            }
+        }
+    }
+}
+
+/// Brings a stored instance's runtime record up to date before its actor starts: a process
+/// recorded as ours that still runs (same pid, start time and boot) is stopped, since its port
+/// will be reused; a process that is gone is simply forgotten. Either way the status becomes
+/// `stopped` (or stays `failed`), with the transition recorded.
+async fn recover(ctx: &Context, mut stored: StoredInstance) -> StoredInstance {
+    let runtime = &mut stored.runtime;
+    let from = runtime.status;
+    let mut reason = TransitionReason::ManagerRestarted;
+    if let (Some(pid), Some(start_ticks)) = (runtime.pid, runtime.process_start_ticks) {
+        let identity = ProcessIdentity { pid, start_ticks, boot_id: runtime.boot_id.clone() };
+        if identity.is_running() {
+            tracing::warn!(instance = %stored.name, pid, "stopping a backend left running by an earlier manager");
+            let outcome = terminate_group(pid, ctx.config.stop_grace, ctx.config.kill_timeout).await;
+            if !outcome.gone {
+                tracing::error!(instance = %stored.name, pid, "leftover backend survived SIGKILL");
+            }
+            reason = TransitionReason::LeftoverStopped { pid };
+        }
+    }
+    let had_process = runtime.pid.is_some();
+    if !had_process && !from.holds_slot() {
+        return stored;
+    }
+    runtime.pid = None;
+    runtime.process_start_ticks = None;
+    runtime.boot_id = None;
+    runtime.port = None;
+    if from.holds_slot() {
+        runtime.stopped_at = Some(Utc::now());
+    }
+    let to = if from == InstanceStatus::Failed { InstanceStatus::Failed } else { InstanceStatus::Stopped };
+    runtime.status = to;
+    runtime.last_reason = Some(reason.clone());
+    let transition = Transition { from, to, reason, at: Utc::now() };
+    if let Err(error) = ctx.db.record_transition(stored.name.as_str(), runtime, &transition).await {
+        tracing::error!(instance = %stored.name, %error, "cannot record recovery");
+    }
+    stored
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! What the manager publishes about an instance, and the lease a caller holds on a ready one.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::activity::ActivityGuard;
+use crate::backend::Listen;
+use crate::{InstanceName, InstanceOptions, InstanceStatus, OptionsError, RuntimeRecord, TransitionReason};
+
+/// The current state of one instance, as its actor last published it.
+#[derive(Debug, Clone)]
+pub struct InstanceState {
+    /// The options, or why the stored ones cannot be read.
+    pub options: Result<Arc<InstanceOptions>, OptionsError>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of the options.
+    pub updated_at: DateTime<Utc>,
+    /// Status, pid, port, restart count, last error and reason.
+    pub runtime: RuntimeRecord,
+    /// Where the backend listens, while it has a process.
+    pub listen: Option<Listen>,
+    /// Number of spawns in this manager's life (each start attempt increments it).
+    pub attempt: u64,
+}
+
+/// A snapshot of one instance for listings and APIs.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    /// Name.
+    pub name: InstanceName,
+    /// State (options, runtime record, address).
+    pub state: InstanceState,
+    /// Requests in flight now.
+    pub in_flight: u32,
+    /// Time of the last request's end (or of becoming ready), while it runs.
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+impl InstanceInfo {
+    /// Current status.
+    pub fn status(&self) -> InstanceStatus {
+        self.state.runtime.status
+    }
+
+    /// Reason of the last transition.
+    pub fn last_reason(&self) -> Option<&TransitionReason> {
+        self.state.runtime.last_reason.as_ref()
+    }
+}
+
+/// A ready instance, held for the duration of one request: while any lease is held the
+/// instance counts as busy, so the idle timer and eviction leave it alone.
+///
+/// ```no_run
+/// # async fn f(manager: llamactl_core::Manager) -> Result<(), llamactl_core::manager::ManagerError> {
+/// let lease = manager.ensure_ready("tiny", std::time::Duration::from_secs(30)).await?;
+/// let url = format!("{}/v1/chat/completions", lease.base_url());
+/// // ... send the request, stream the response ...
+/// drop(lease); // the request is over: idle time counts from here
+/// # let _ = url; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Lease {
+    pub(crate) name: InstanceName,
+    pub(crate) listen: Listen,
+    pub(crate) request_model: Option<String>,
+    pub(crate) _guard: ActivityGuard,
+}
+
+impl Lease {
+    /// The instance.
+    pub fn name(&self) -> &InstanceName {
+        &self.name
+    }
+
+    /// `http://host:port` of the backend.
+    pub fn base_url(&self) -> String {
+        self.listen.base_url()
+    }
+
+    /// Where the backend listens.
+    pub fn listen(&self) -> &Listen {
+        &self.listen
+    }
+
+    /// The `model` value requests must carry for this backend, if it insists on one.
+    pub fn request_model(&self) -> Option<&str> {
+        self.request_model.as_deref()
+    }
+}
+
+/// A status change, broadcast to subscribers of [`Manager::subscribe_transitions`](crate::Manager::subscribe_transitions).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusNotice {
+    /// The instance.
+    pub name: String,
+    /// Status before.
+    pub from: InstanceStatus,
+    /// Status after.
+    pub to: InstanceStatus,
+    /// Why.
+    pub reason: TransitionReason,
+    /// When.
+    pub at: DateTime<Utc>,
+}

@@ -1,0 +1,166 @@
+//! Manager behaviour that needs no HTTP backend. Lifecycle, limits and faults against real
+//! and purpose-built backends are in the workspace's `tests/` crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::SqliteDatabase;
+
+fn options(value: serde_json::Value) -> InstanceOptions {
+    InstanceOptions::from_json_value(&value).unwrap()
+}
+
+/// A custom backend running `/bin/sh -c script`.
+fn shell(script: &str) -> InstanceOptions {
+    options(json!({"backend_type": "custom", "backend_options": {"command": "/bin/sh", "args": ["-c", script]}}))
+}
+
+fn fast_config() -> ManagerConfig {
+    ManagerConfig {
+        stop_grace: Duration::from_secs(2),
+        kill_timeout: Duration::from_secs(2),
+        port_range: 42_000..=42_999,
+        ..ManagerConfig::default()
+    }
+}
+
+async fn manager() -> Manager {
+    let db = Arc::new(SqliteDatabase::open_in_memory().await.unwrap());
+    Manager::open(fast_config(), db).await.unwrap()
+}
+
+fn name(s: &str) -> InstanceName {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn create_validates_and_names_the_field() {
+    let manager = manager().await;
+    let err = manager.create(name("v"), options(json!({"backend_type": "vllm"}))).await.unwrap_err();
+    assert!(matches!(&err, ManagerError::InvalidOptions(e) if e.field() == "backend_options.model"), "{err}");
+    assert!(manager.list().is_empty(), "nothing was created");
+
+    manager.create(name("a"), shell("true")).await.unwrap();
+    let err = manager.create(name("a"), shell("true")).await.unwrap_err();
+    assert!(matches!(err, ManagerError::AlreadyExists(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_pinned_port_belongs_to_one_instance() {
+    let manager = manager().await;
+    let pinned = |port: u16| options(json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m", "port": port}}));
+    manager.create(name("a"), pinned(42_424)).await.unwrap();
+    let err = manager.create(name("b"), pinned(42_424)).await.unwrap_err();
+    assert!(err.to_string().contains("already pinned by instance a"), "{err}");
+    assert!(manager.get("b").is_err());
+    // Moving a's pin frees the old port for others.
+    manager.update("a", pinned(42_425)).await.unwrap();
+    manager.create(name("b"), pinned(42_424)).await.unwrap();
+    // Deleting releases a pin.
+    manager.delete("a").await.unwrap();
+    manager.create(name("c"), pinned(42_425)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_exit_while_starting_fails_with_the_last_output() {
+    let manager = manager().await;
+    manager.create(name("bad"), shell("echo 'error: model file not found' >&2; exit 7")).await.unwrap();
+    let err = manager.ensure_ready("bad", Duration::from_secs(10)).await.unwrap_err();
+    let ManagerError::StartFailed { reason, detail, .. } = &err else { panic!("{err}") };
+    assert_eq!(reason, &TransitionReason::StartupExited { exit: crate::ExitInfo { code: Some(7), signal: None } });
+    assert!(detail.contains("error: model file not found"), "{detail}");
+    let info = manager.get("bad").unwrap();
+    assert_eq!(info.status(), InstanceStatus::Failed);
+    assert!(info.state.runtime.last_error.unwrap().contains("model file not found"));
+    assert_eq!(manager.running_count(), 0, "a failed instance holds no slot");
+}
+
+#[tokio::test]
+async fn a_backend_that_never_answers_times_out_and_is_killed() {
+    let manager = manager().await;
+    let mut never = shell("echo loading; exec sleep 60");
+    never.startup_timeout = Some(Duration::from_millis(300));
+    manager.create(name("slow"), never).await.unwrap();
+    let info = manager.start("slow").await.unwrap();
+    let pid = info.state.runtime.pid.unwrap();
+    let mut state = manager.subscribe("slow").unwrap();
+    let failed = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.runtime.status == InstanceStatus::Failed))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert!(matches!(failed.runtime.last_reason, Some(TransitionReason::HealthTimeout { after_ms: 300 })));
+    assert!(failed.runtime.last_error.unwrap().contains("loading"));
+    assert!(!crate::process::group_alive(pid), "the hung backend is gone");
+    let kinds: Vec<_> = manager.events("slow", EventQuery::default()).await.unwrap().iter().map(|e| e.reason.kind()).collect();
+    assert_eq!(kinds, ["user_start", "health_timeout"]);
+}
+
+#[tokio::test]
+async fn instances_that_cannot_run_here_say_why() {
+    let manager = manager().await;
+    let mut docker = options(json!({"backend_type": "vllm", "backend_options": {"model": "m"}}));
+    docker.docker_enabled = Some(true);
+    manager.create(name("d"), docker).await.unwrap();
+    let err = manager.start("d").await.unwrap_err();
+    assert!(err.to_string().contains("docker_enabled"), "{err}");
+
+    let mut remote = shell("true");
+    remote.nodes = vec!["gpu-box".into()];
+    manager.create(name("r"), remote).await.unwrap();
+    let err = manager.start("r").await.unwrap_err();
+    assert!(err.to_string().contains("nodes: assigned to gpu-box"), "{err}");
+
+    let missing = options(json!({"backend_type": "custom", "backend_options": {"command": "/nonexistent/server"}}));
+    manager.create(name("m"), missing).await.unwrap();
+    let err = manager.start("m").await.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/server"), "{err}");
+    assert_eq!(manager.get("m").unwrap().status(), InstanceStatus::Failed);
+}
+
+#[tokio::test]
+async fn on_demand_start_off_is_respected() {
+    let manager = manager().await;
+    let mut off = shell("sleep 60");
+    off.on_demand_start = Some(false);
+    manager.create(name("off"), off).await.unwrap();
+    let err = manager.ensure_ready("off", Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::NotRunning { .. }), "{err}");
+    assert_eq!(manager.get("off").unwrap().status(), InstanceStatus::Stopped);
+}
+
+#[tokio::test]
+async fn a_waiter_deadline_does_not_stop_the_start() {
+    let manager = manager().await;
+    manager.create(name("s"), shell("exec sleep 60")).await.unwrap();
+    let err = manager.ensure_ready("s", Duration::from_millis(200)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Timeout { status: InstanceStatus::Starting, .. }), "{err}");
+    assert_eq!(manager.get("s").unwrap().status(), InstanceStatus::Starting, "still starting for others");
+    manager.stop("s").await.unwrap();
+    assert_eq!(manager.get("s").unwrap().status(), InstanceStatus::Stopped);
+}
+
+#[tokio::test]
+async fn shutdown_stops_everything_and_refuses_new_work() {
+    let manager = manager().await;
+    manager.create(name("a"), shell("exec sleep 60")).await.unwrap();
+    let pid = manager.start("a").await.unwrap().state.runtime.pid.unwrap();
+    manager.shutdown().await;
+    assert!(!crate::process::group_alive(pid));
+    let info = manager.get("a").unwrap();
+    assert_eq!(info.status(), InstanceStatus::Stopped);
+    assert_eq!(info.state.runtime.desired_state, DesiredState::Running, "comes back on the next boot");
+    assert!(matches!(manager.start("a").await, Err(ManagerError::ShuttingDown)));
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_rejected() {
+    let db = Arc::new(SqliteDatabase::open_in_memory().await.unwrap());
+    #[allow(clippy::reversed_empty_ranges)]
+    let config = ManagerConfig { port_range: 9000..=8000, ..ManagerConfig::default() };
+    let err = Manager::open(config, db).await.unwrap_err();
+    assert!(err.to_string().contains("port_range"), "{err}");
+}
