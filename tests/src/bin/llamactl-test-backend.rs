@@ -1,0 +1,158 @@
+//! A small OpenAI-compatible server for fault injection in llamactl's tests: it can be slow to
+//! become ready, never become ready, exit on its own, ignore SIGTERM, leave a child process in
+//! its group, and answer chat completions slowly. Real backends are tested too; this one makes
+//! the faults reproducible.
+//!
+//! ```text
+//! llamactl-test-backend --port 8001 [--host 127.0.0.1] [--ready-after-ms 500] [--never-ready]
+//!     [--exit-after-ms 1000 --exit-code 3] [--ignore-sigterm] [--spawn-child]
+//!     [--response-delay-ms 200] [--print-env VAR] [--log-lines N] [--stdout-junk]
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+#[derive(Debug, Default)]
+struct Options {
+    host: String,
+    port: u16,
+    ready_after: Duration,
+    never_ready: bool,
+    exit_after: Option<Duration>,
+    exit_code: i32,
+    ignore_sigterm: bool,
+    spawn_child: bool,
+    response_delay: Duration,
+    print_env: Vec<String>,
+    log_lines: u32,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options { host: "127.0.0.1".into(), ..Options::default() };
+    let mut args = std::env::args().skip(1);
+    let millis = |value: Option<String>, flag: &str| -> anyhow::Result<Duration> {
+        let value = value.with_context(|| format!("{flag} needs a value"))?;
+        Ok(Duration::from_millis(value.parse().with_context(|| format!("{flag}: not a number"))?))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--host" => options.host = args.next().context("--host needs a value")?,
+            "--port" => options.port = args.next().context("--port needs a value")?.parse()?,
+            "--ready-after-ms" => options.ready_after = millis(args.next(), "--ready-after-ms")?,
+            "--never-ready" => options.never_ready = true,
+            "--exit-after-ms" => options.exit_after = Some(millis(args.next(), "--exit-after-ms")?),
+            "--exit-code" => options.exit_code = args.next().context("--exit-code needs a value")?.parse()?,
+            "--ignore-sigterm" => options.ignore_sigterm = true,
+            "--spawn-child" => options.spawn_child = true,
+            "--response-delay-ms" => options.response_delay = millis(args.next(), "--response-delay-ms")?,
+            "--print-env" => options.print_env.push(args.next().context("--print-env needs a value")?),
+            "--log-lines" => options.log_lines = args.next().context("--log-lines needs a value")?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if options.port == 0 {
+        bail!("--port is required");
+    }
+    Ok(options)
+}
+
+struct AppState {
+    ready: AtomicBool,
+    delay: Duration,
+    requests: AtomicU64,
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, Json(json!({"status": "ok"})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"})))
+    }
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "llamactl-tests"}]}))
+}
+
+async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> Json<Value> {
+    let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(state.delay).await;
+    Json(json!({
+        "id": format!("chatcmpl-{n}"),
+        "object": "chat.completion",
+        "model": body.get("model").cloned().unwrap_or(Value::Null),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    }))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    println!("test backend pid {} starting on {}:{}", std::process::id(), options.host, options.port);
+    for var in &options.print_env {
+        println!("env {var}={}", std::env::var(var).unwrap_or_else(|_| "<unset>".into()));
+    }
+    for i in 0..options.log_lines {
+        eprintln!("log line {i}");
+    }
+    let _child = if options.spawn_child {
+        let child = std::process::Command::new("sleep").arg("300").spawn().context("spawning the child")?;
+        println!("child pid {}", child.id());
+        Some(child)
+    } else {
+        None
+    };
+    if options.ignore_sigterm {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            while term.recv().await.is_some() {
+                println!("SIGTERM received and ignored");
+            }
+        });
+    }
+    if let Some(after) = options.exit_after {
+        let code = options.exit_code;
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            println!("exiting with code {code} as asked");
+            std::process::exit(code);
+        });
+    }
+
+    let state = Arc::new(AppState {
+        ready: AtomicBool::new(false),
+        delay: options.response_delay,
+        requests: AtomicU64::new(0),
+    });
+    if !options.never_ready {
+        let state = state.clone();
+        let after = options.ready_after;
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            state.ready.store(true, Ordering::SeqCst);
+            println!("ready");
+        });
+    }
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .with_state(state);
+    let address: SocketAddr = format!("{}:{}", options.host, options.port).parse()?;
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot bind {address}"))?;
+    println!("listening on {address}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
