@@ -125,11 +125,6 @@ impl TestManager {
     pub fn db_path(&self) -> PathBuf {
         db_path(self.dir.path())
     }
-
-    /// Opens another manager on the same database (after this one is gone).
-    pub async fn reopen(&self) -> Manager {
-        open_manager(self.dir.path(), self.config.clone()).await
-    }
 }
 
 /// The database file in a test folder.
@@ -166,7 +161,12 @@ pub fn llama_options() -> InstanceOptions {
 pub fn test_backend_options(args: &[&str]) -> InstanceOptions {
     let mut all = vec!["--host".to_owned(), "{host}".to_owned(), "--port".to_owned(), "{port}".to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    options(json!({"backend_type": "custom", "backend_options": {"command": test_backend(), "args": all}}))
+    // Short errors: an inherited RUST_BACKTRACE would bury them under a backtrace.
+    options(json!({
+        "backend_type": "custom",
+        "backend_options": {"command": test_backend(), "args": all},
+        "environment": {"RUST_BACKTRACE": "0"}
+    }))
 }
 
 /// Waits until `predicate` holds for the instance's state, at most `timeout`.

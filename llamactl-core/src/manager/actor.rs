@@ -542,7 +542,8 @@ impl Actor {
         }
     }
 
-    /// Changes the status: publishes it at once, then records it (runtime row and event).
+    /// Changes the status: records it durably (runtime row and event), then publishes it, so
+    /// that whatever an observer sees is already on disk.
     async fn transition(&mut self, to: InstanceStatus, reason: TransitionReason) {
         let from = self.state.runtime.status;
         let at = Utc::now();
@@ -551,15 +552,15 @@ impl Actor {
         if !to.holds_slot() {
             self.ctx.slots.release(self.name.as_str());
         }
+        let transition = Transition { from, to, reason: reason.clone(), at };
+        if let Err(error) = self.ctx.db.record_transition(self.name.as_str(), &self.state.runtime, &transition).await {
+            tracing::error!(instance = %self.name, %error, "cannot persist status transition");
+        }
         self.publish();
         tracing::info!(instance = %self.name, %from, %to, %reason, "status");
         if from != to {
             self.logs.push(LogStream::Manager, format!("{from} -> {to} ({reason})"));
         }
-        let transition = Transition { from, to, reason: reason.clone(), at };
         let _ = self.ctx.notices.send(StatusNotice { name: self.name.to_string(), from, to, reason, at });
-        if let Err(error) = self.ctx.db.record_transition(self.name.as_str(), &self.state.runtime, &transition).await {
-            tracing::error!(instance = %self.name, %error, "cannot persist status transition");
-        }
     }
 }

@@ -411,14 +411,14 @@ impl Manager {
             if !ctx.config.enable_lru_eviction {
                 return Err(exhausted("LRU eviction is disabled".into(), Duration::from_secs(30)));
             }
-            let Some(victim) = self.pick_victim(&limit, name, &refused) else {
-                let detail = if refused.is_empty() {
-                    "every running instance is starting, pinned or busy".to_owned()
-                } else {
-                    refused.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; ")
-                };
-                let busy = self.read_handles().values().any(|h| h.activity.snapshot().0 > 0);
-                return Err(exhausted(detail, if busy { Duration::from_secs(2) } else { Duration::from_secs(30) }));
+            let victim = match self.pick_victim(&limit, name, &refused) {
+                Ok(victim) => victim,
+                Err(reasons) => {
+                    // Requests end soon; loading and pinned instances stay a while.
+                    let busy = reasons.iter().any(|r| r.contains("in flight"));
+                    let retry_after = if busy { Duration::from_secs(2) } else { Duration::from_secs(30) };
+                    return Err(exhausted(reasons.join("; "), retry_after));
+                }
             };
             let by = name.to_owned();
             let (reply, answer) = oneshot::channel();
@@ -442,34 +442,45 @@ impl Manager {
     }
 
     /// The least recently used instance that holds a slot counting against `limit`, is ready,
-    /// idle and not pinned, and has not refused already.
-    fn pick_victim(&self, limit: &Limit, requester: &str, refused: &[(InstanceName, String)]) -> Option<Arc<Handle>> {
+    /// idle and not pinned, and has not refused already; or why there is none, per instance.
+    fn pick_victim(&self, limit: &Limit, requester: &str, refused: &[(InstanceName, String)]) -> Result<Arc<Handle>, Vec<String>> {
         let handles = self.read_handles();
         let defaults = &self.shared.ctx.config.defaults;
-        self.shared
-            .ctx
-            .slots
-            .holders()
-            .into_iter()
-            .filter(|(name, group)| {
-                name != requester
-                    && !refused.iter().any(|(n, _)| n.as_str() == name)
-                    && match limit {
-                        Limit::Global { .. } => true,
-                        Limit::Group { group: wanted, .. } => group.as_deref() == Some(wanted.as_str()),
-                    }
-            })
-            .filter_map(|(name, _)| handles.get(name.as_str()).cloned())
-            .filter_map(|handle| {
-                let state = handle.state.borrow();
-                let pinned = state.options.as_ref().map(|o| defaults.apply(o).idle_timeout.is_zero()).unwrap_or(true);
-                let (in_flight, last) = handle.activity.snapshot();
-                let candidate = state.runtime.status == InstanceStatus::Running && !pinned && in_flight == 0;
-                drop(state);
-                candidate.then_some((last, handle))
-            })
-            .min_by_key(|(last, _)| *last)
-            .map(|(_, handle)| handle)
+        let mut reasons = Vec::new();
+        let mut best: Option<(Instant, Arc<Handle>)> = None;
+        for (name, group) in self.shared.ctx.slots.holders() {
+            let counts = match limit {
+                Limit::Global { .. } => true,
+                Limit::Group { group: wanted, .. } => group.as_deref() == Some(wanted.as_str()),
+            };
+            if name == requester || !counts {
+                continue;
+            }
+            if let Some((_, why)) = refused.iter().find(|(n, _)| n.as_str() == name) {
+                reasons.push(why.clone());
+                continue;
+            }
+            let Some(handle) = handles.get(name.as_str()) else { continue };
+            let state = handle.state.borrow();
+            let pinned = state.options.as_ref().map(|o| defaults.apply(o).idle_timeout.is_zero()).unwrap_or(true);
+            let (in_flight, last) = handle.activity.snapshot();
+            let why = if state.runtime.status != InstanceStatus::Running {
+                Some(format!("{name} is {}", state.runtime.status))
+            } else if pinned {
+                Some(format!("{name} is pinned (idle_timeout 0)"))
+            } else if in_flight > 0 {
+                Some(format!("{name} has {in_flight} requests in flight"))
+            } else {
+                None
+            };
+            drop(state);
+            match why {
+                Some(why) => reasons.push(why),
+                None if best.as_ref().is_none_or(|(t, _)| last < *t) => best = Some((last, handle.clone())),
+                None => {}
+            }
+        }
+        best.map(|(_, handle)| handle).ok_or(reasons)
     }
 
     /// One instance.
