@@ -2,7 +2,8 @@
 //! check what a new manager finds on the same database.
 //!
 //! ```text
-//! llamactl-test-manager --db PATH --ports 20000-20099 [--logs DIR] --start NAME [--start NAME ...]
+//! llamactl-test-manager --db PATH --ports 20000-20099 [--logs DIR] [--llama-server PATH]
+//!     --start NAME [--start NAME ...]
 //! ```
 //! Prints `ready {"name": pid, ...}` once every named instance runs, then waits to be killed.
 
@@ -27,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
                 let (a, b) = range.split_once('-').context("--ports: use START-END")?;
                 config.port_range = a.parse()?..=b.parse()?;
             }
+            "--llama-server" => config.backends.llama_cpp.command = Some(args.next().context("--llama-server needs a path")?),
             "--start" => start.push(args.next().context("--start needs a name")?),
             other => bail!("unknown argument {other}"),
         }
