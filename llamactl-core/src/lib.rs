@@ -27,6 +27,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod db;
 pub mod logs;
@@ -46,3 +48,8 @@ pub use name::{InstanceName, MAX_NAME_LEN, NameError};
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
 pub use reason::{ExitInfo, TransitionReason};
 pub use status::{DesiredState, InstanceStatus, UnknownStatus};
+
+/// The README's examples are compiled as documentation tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

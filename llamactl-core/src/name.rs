@@ -179,10 +179,7 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(InstanceName::new(*input).as_ref(), Err(expected), "{input:?}");
         }
-        assert_eq!(
-            InstanceName::new("x".repeat(MAX_NAME_LEN + 1)),
-            Err(NameError::TooLong { len: MAX_NAME_LEN + 1 })
-        );
+        assert_eq!(InstanceName::new("x".repeat(MAX_NAME_LEN + 1)), Err(NameError::TooLong { len: MAX_NAME_LEN + 1 }));
     }
 
     #[test]

@@ -37,14 +37,8 @@ pub enum InstanceStatus {
 
 impl InstanceStatus {
     /// All statuses, in lifecycle order.
-    pub const ALL: [InstanceStatus; 6] = [
-        Self::Stopped,
-        Self::Starting,
-        Self::Running,
-        Self::Stopping,
-        Self::Restarting,
-        Self::Failed,
-    ];
+    pub const ALL: [InstanceStatus; 6] =
+        [Self::Stopped, Self::Starting, Self::Running, Self::Stopping, Self::Restarting, Self::Failed];
 
     /// The lowercase name used in JSON and in the database.
     pub fn as_str(self) -> &'static str {
@@ -92,10 +86,7 @@ impl FromStr for InstanceStatus {
     type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
+        Self::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| UnknownStatus(s.to_owned()))
     }
 }
 

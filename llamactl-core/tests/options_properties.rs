@@ -1,5 +1,6 @@
 //! Property tests of option parsing and command-line building: no input panics, parsing what
 //! was written gives back the same options, and the command line is a pure function of them.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +24,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{0,10}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z_]{0,10}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -32,8 +34,25 @@ fn any_json() -> impl Strategy<Value = Value> {
 fn option_key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "model", "m", "c", "ctx_size", "ngl", "gpu_layers", "port", "host", "fa", "lora", "jinja", "tp",
-            "served_model_name", "command", "args", "health_path", "extra_args", "temp", "max_model_len",
+            "model",
+            "m",
+            "c",
+            "ctx_size",
+            "ngl",
+            "gpu_layers",
+            "port",
+            "host",
+            "fa",
+            "lora",
+            "jinja",
+            "tp",
+            "served_model_name",
+            "command",
+            "args",
+            "health_path",
+            "extra_args",
+            "temp",
+            "max_model_len",
         ])
         .prop_map(str::to_owned),
         "[a-z][a-z_]{0,8}",
@@ -45,7 +64,16 @@ fn instance_json() -> impl Strategy<Value = Value> {
         prop::sample::select(vec!["llama_cpp", "mlx_lm", "vllm", "custom", "other"]),
         prop::collection::btree_map(option_key(), any_json(), 0..8),
         prop::collection::btree_map(
-            prop::sample::select(vec!["auto_restart", "max_restarts", "restart_delay", "idle_timeout", "environment", "nodes", "group", "x"]),
+            prop::sample::select(vec![
+                "auto_restart",
+                "max_restarts",
+                "restart_delay",
+                "idle_timeout",
+                "environment",
+                "nodes",
+                "group",
+                "x",
+            ]),
             any_json(),
             0..5,
         ),
@@ -67,7 +95,11 @@ fn typed_options() -> impl Strategy<Value = InstanceOptions> {
     let llama = (
         text(),
         prop::option::of(any::<u32>()),
-        prop::option::of(prop_oneof![any::<i32>().prop_map(GpuLayers::Count), Just(GpuLayers::Auto), Just(GpuLayers::All)]),
+        prop::option::of(prop_oneof![
+            any::<i32>().prop_map(GpuLayers::Count),
+            Just(GpuLayers::Auto),
+            Just(GpuLayers::All)
+        ]),
         prop::option::of(prop::sample::select(vec![FlashAttention::On, FlashAttention::Off, FlashAttention::Auto])),
         prop::option::of(any::<bool>()),
         prop::option::of(prop::collection::vec(text(), 0..3)),

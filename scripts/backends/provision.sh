@@ -48,6 +48,15 @@ ensure_apt() { # ensure_apt COMMAND PACKAGE...
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+ensure_python_venv() {
+  python3 -m venv --help >/dev/null 2>&1 && python3 -m ensurepip --version >/dev/null 2>&1 && return 0
+  log "installing python3-venv from Debian"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv python3-pip >/dev/null
+}
+
 ensure_venv() { # ensure_venv DIR PIP-ARGS...
   local venv=$1; shift
   local stamp="$venv/.llamactl-stamp" want_stamp
@@ -151,6 +160,8 @@ provision_vllm() {
   echo "export LLAMACTL_TEST_VLLM='$venv/bin/vllm'" >>"$ENV_TMP"
 }
 
+command -v python3 >/dev/null || ensure_apt python3 python3
+ensure_python_venv
 ENV_TMP=$(mktemp "$DIR/env.sh.XXXX")
 trap 'rm -f "$ENV_TMP"' EXIT
 echo "# written by scripts/backends/provision.sh on $(date -u +%FT%TZ)" >"$ENV_TMP"

@@ -45,7 +45,11 @@ fn provisioned(var: &str) -> PathBuf {
         )
     });
     let path = PathBuf::from(value);
-    assert!(path.exists(), "{var} points to {} which does not exist; run scripts/backends/provision.sh", path.display());
+    assert!(
+        path.exists(),
+        "{var} points to {} which does not exist; run scripts/backends/provision.sh",
+        path.display()
+    );
     path
 }
 
@@ -74,13 +78,15 @@ pub fn vllm() -> PathBuf {
     provisioned("LLAMACTL_TEST_VLLM")
 }
 
-/// A block of 100 ports for one test. Tests run in parallel processes, so the block depends on
-/// the process id; within a process, successive calls take successive blocks.
+/// A block of 50 ports for one test. Tests run in parallel processes, so the block depends on
+/// the process id; within a process, successive calls take successive blocks. All blocks lie in
+/// 21000-30999, below the kernel's ephemeral range (32768 and up), so that neither outgoing
+/// connections nor "any free port" binds take them.
 pub fn port_block() -> std::ops::RangeInclusive<u16> {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let slot = (std::process::id() as u16 % 200 + NEXT.fetch_add(1, Ordering::SeqCst) * 7) % 200;
-    let start = 21_000 + slot * 100;
-    start..=start + 99
+    let start = 21_000 + slot * 50;
+    start..=start + 49
 }
 
 /// Configuration for tests: short grace periods, quick restarts, logs in `dir`, and the
@@ -140,7 +146,10 @@ pub async fn open_manager(dir: &Path, config: ManagerConfig) -> Manager {
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
 }
 
 /// Options from JSON (panics on invalid JSON: test inputs are fixed).
@@ -180,7 +189,10 @@ pub async fn wait_state(
     let result = tokio::time::timeout(timeout, state.wait_for(predicate)).await;
     match result {
         Ok(Ok(state)) => state.clone(),
-        _ => panic!("instance {name}: condition not met within {timeout:?}; state: {:#?}", manager.get(name).unwrap().state.runtime),
+        _ => panic!(
+            "instance {name}: condition not met within {timeout:?}; state: {:#?}",
+            manager.get(name).unwrap().state.runtime
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Faults: a killed backend, a backend that never becomes ready, a taken port, a backend that
 //! ignores SIGTERM and leaves children behind.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -46,7 +47,17 @@ async fn killed_llama_server_restarts_with_backoff_then_gives_up() {
     let kinds: Vec<&str> = events.iter().map(|e| e.reason.kind()).collect();
     assert_eq!(
         kinds,
-        ["user_start", "ready", "crashed", "restart_backoff", "ready", "crashed", "restart_backoff", "ready", "gave_up"]
+        [
+            "user_start",
+            "ready",
+            "crashed",
+            "restart_backoff",
+            "ready",
+            "crashed",
+            "restart_backoff",
+            "ready",
+            "gave_up"
+        ]
     );
     // Backoff: the second delay is about twice the first (exponential, with up to 25% jitter).
     let delays: Vec<u64> = events
@@ -200,6 +211,9 @@ async fn a_crash_of_a_child_free_backend_with_auto_restart_off_is_failed_not_res
     let running = wait_status(m, "once", InstanceStatus::Running, Duration::from_secs(10)).await;
     kill(Pid::from_raw(running.runtime.pid.unwrap()), Signal::SIGKILL).unwrap();
     let failed = wait_status(m, "once", InstanceStatus::Failed, Duration::from_secs(10)).await;
-    assert_eq!(failed.runtime.last_reason, Some(TransitionReason::Crashed { exit: ExitInfo { code: None, signal: Some(9) } }));
+    assert_eq!(
+        failed.runtime.last_reason,
+        Some(TransitionReason::Crashed { exit: ExitInfo { code: None, signal: Some(9) } })
+    );
     assert_eq!(failed.runtime.restart_count, 0);
 }

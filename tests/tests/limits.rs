@@ -1,4 +1,5 @@
 //! Running limits with LRU eviction, on every start path.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,12 +138,8 @@ async fn limits_hold_on_manual_on_demand_and_boot_starts() {
     let TestManager { manager, dir, config } = t;
     drop(manager);
     let again = open_manager(dir.path(), config).await;
-    let running: Vec<String> = again
-        .list()
-        .into_iter()
-        .filter(|i| i.status().holds_slot())
-        .map(|i| i.name.to_string())
-        .collect();
+    let running: Vec<String> =
+        again.list().into_iter().filter(|i| i.status().holds_slot()).map(|i| i.name.to_string()).collect();
     assert_eq!(running, ["first"], "boot starts within the limit, most recently used first");
     again.shutdown().await;
 }
@@ -168,7 +165,9 @@ async fn two_starts_racing_for_one_slot_both_get_an_answer() {
         tokio::spawn(async move { m.ensure_ready(name, Duration::from_secs(20)).await.map(|_| ()) })
     };
     let (x, y) = (race("x"), race("y"));
-    let results = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all([x, y])).await.expect("no waiter hangs");
+    let results = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all([x, y]))
+        .await
+        .expect("no waiter hangs");
     let outcomes: Vec<_> = results.into_iter().map(Result::unwrap).collect();
     let ok = outcomes.iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 1, "one gets the slot: {outcomes:?}");

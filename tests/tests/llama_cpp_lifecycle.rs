@@ -1,5 +1,6 @@
 //! The whole life of a real llama-server instance: create, start, ready, chat, stop, nothing
 //! left behind.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -36,14 +37,20 @@ async fn llama_server_lifecycle() {
     let lines = m.logs("tiny").unwrap().tail(2000);
     let start_line = lines.iter().find(|l| l.stream == LogStream::Manager && l.text.starts_with("starting:")).unwrap();
     assert!(start_line.text.contains("--gpu-layers 0"), "explicit zero reaches llama-server: {}", start_line.text);
-    assert!(lines.iter().any(|l| l.stream != LogStream::Manager && l.text.contains("llama")), "backend output captured");
+    assert!(
+        lines.iter().any(|l| l.stream != LogStream::Manager && l.text.contains("llama")),
+        "backend output captured"
+    );
     let log_file = m.logs("tiny").unwrap().file_path().unwrap();
     assert!(std::fs::read_to_string(log_file).unwrap().contains("starting:"));
 
     let stopped = m.stop("tiny").await.unwrap();
     assert_eq!(stopped.status(), InstanceStatus::Stopped);
     let exit = stopped.state.runtime.last_exit;
-    assert!(exit.signal != Some(9) && (exit.code.is_some() || exit.signal == Some(15)), "ended by SIGTERM, not SIGKILL: {exit}");
+    assert!(
+        exit.signal != Some(9) && (exit.code.is_some() || exit.signal == Some(15)),
+        "ended by SIGTERM, not SIGKILL: {exit}"
+    );
     assert!(!process_alive(pid), "llama-server is gone");
     assert!(!llamactl_core::process::group_alive(pid), "its process group is empty");
     assert!(!port_open(port), "its port is free");
@@ -57,7 +64,12 @@ async fn llama_server_lifecycle() {
         .collect();
     assert_eq!(
         kinds,
-        ["stopped->starting:user_start", "starting->running:ready", "running->stopping:user_stop", "stopping->stopped:user_stop"]
+        [
+            "stopped->starting:user_start",
+            "starting->running:ready",
+            "running->stopping:user_stop",
+            "stopping->stopped:user_stop"
+        ]
     );
     assert_eq!(m.get("tiny").unwrap().last_reason(), Some(&TransitionReason::UserStop));
 }

@@ -1,4 +1,5 @@
 //! The whole life of a real mlx_lm.server instance.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

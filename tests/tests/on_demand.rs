@@ -1,5 +1,6 @@
 //! On-demand start under concurrency: single flight, deadlines, callers that go away, and the
 //! idle timer racing new requests.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,12 @@ use llamactl_core::{InstanceStatus, TransitionReason};
 use llamactl_tests::*;
 
 fn spawn_count(m: &llamactl_core::Manager, name: &str) -> usize {
-    m.logs(name).unwrap().tail(10_000).iter().filter(|l| l.stream == LogStream::Manager && l.text.starts_with("starting:")).count()
+    m.logs(name)
+        .unwrap()
+        .tail(10_000)
+        .iter()
+        .filter(|l| l.stream == LogStream::Manager && l.text.starts_with("starting:"))
+        .count()
 }
 
 #[tokio::test]
@@ -38,7 +44,13 @@ async fn fifty_concurrent_callers_cause_exactly_one_spawn() {
     let info = m.get("shared").unwrap();
     assert_eq!(info.state.attempt, 1);
     assert_eq!(info.in_flight, 0, "every lease was released");
-    let starts = m.events("shared", Default::default()).await.unwrap().iter().filter(|e| e.to == InstanceStatus::Starting).count();
+    let starts = m
+        .events("shared", Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.to == InstanceStatus::Starting)
+        .count();
     assert_eq!(starts, 1);
 }
 
@@ -51,7 +63,9 @@ async fn callers_that_go_away_do_not_disturb_the_others() {
     let waiters: Vec<_> = (0..10)
         .map(|_| {
             let m = m.clone();
-            tokio::spawn(async move { m.ensure_ready("slow", Duration::from_secs(30)).await.map(|lease| lease.listen().port) })
+            tokio::spawn(async move {
+                m.ensure_ready("slow", Duration::from_secs(30)).await.map(|lease| lease.listen().port)
+            })
         })
         .collect();
     // One impatient caller with a short deadline.
@@ -97,7 +111,8 @@ async fn the_idle_timer_racing_new_requests_never_drops_a_request() {
         tokio::time::sleep(Duration::from_millis(gap)).await;
     }
     let events = m.events("racy", Default::default()).await.unwrap();
-    let idle_stops = events.iter().filter(|e| e.reason == TransitionReason::IdleTimeout && e.to == InstanceStatus::Stopped).count();
+    let idle_stops =
+        events.iter().filter(|e| e.reason == TransitionReason::IdleTimeout && e.to == InstanceStatus::Stopped).count();
     let on_demand = events.iter().filter(|e| e.reason == TransitionReason::OnDemand).count();
     assert!(idle_stops >= 1, "the idle timer fired at least once: {events:#?}");
     assert_eq!(on_demand, idle_stops + 1, "each idle stop was followed by exactly one on-demand start");
@@ -134,9 +149,36 @@ async fn a_failed_start_is_reported_to_every_waiter() {
     for task in tasks {
         let err = task.await.unwrap().unwrap_err();
         match err {
-            ManagerError::StartFailed { detail, .. } => assert!(detail.contains("unknown argument --no-such-flag"), "{detail}"),
+            ManagerError::StartFailed { detail, .. } => {
+                assert!(detail.contains("unknown argument --no-such-flag"), "{detail}")
+            }
             other => panic!("unexpected {other}"),
         }
     }
     assert_eq!(spawn_count(&m, "broken"), 1, "one failed attempt shared by all");
+}
+
+#[tokio::test]
+async fn a_recent_failure_is_reported_again_without_a_new_spawn_until_the_cooldown() {
+    let t = TestManager::new(|_| {}).await;
+    let m = &t.manager;
+    let mut options = test_backend_options(&["--no-such-flag"]);
+    options.restart_delay = Some(Duration::from_millis(500));
+    m.create("doomed".parse().unwrap(), options).await.unwrap();
+    let first = m.ensure_ready("doomed", Duration::from_secs(10)).await.unwrap_err();
+    assert!(matches!(first, ManagerError::StartFailed { retry_after: None, .. }), "{first}");
+    for _ in 0..20 {
+        let again = m.ensure_ready("doomed", Duration::from_secs(10)).await.unwrap_err();
+        let retry = again.retry_after().expect("a repeated failure says when to retry");
+        assert!(retry <= Duration::from_millis(500), "{retry:?}");
+    }
+    assert_eq!(spawn_count(m, "doomed"), 1, "twenty requests, one spawn");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = m.ensure_ready("doomed", Duration::from_secs(10)).await.unwrap_err();
+    assert!(matches!(later, ManagerError::StartFailed { retry_after: None, .. }), "a new attempt after the cooldown");
+    assert_eq!(spawn_count(m, "doomed"), 2);
+    // An explicit start is always attempted.
+    m.start("doomed").await.ok();
+    wait_status(m, "doomed", InstanceStatus::Failed, Duration::from_secs(10)).await;
+    assert_eq!(spawn_count(m, "doomed"), 3);
 }

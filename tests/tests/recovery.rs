@@ -1,4 +1,5 @@
 //! The manager dropped, shut down or killed, and rebuilt on the same database file.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -65,7 +66,8 @@ async fn backends_left_by_a_killed_manager_are_stopped_before_their_ports_are_re
         .unwrap();
     let mut line = String::new();
     BufReader::new(host.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready = line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("manager host did not get ready: {line:?}"));
+    let ready =
+        line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("manager host did not get ready: {line:?}"));
     let pids: serde_json::Value = serde_json::from_str(ready).unwrap();
     let orphan = i32::try_from(pids["left"].as_i64().unwrap()).unwrap();
     kill(Pid::from_raw(i32::try_from(host.id()).unwrap()), Signal::SIGKILL).unwrap();

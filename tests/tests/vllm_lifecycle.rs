@@ -1,6 +1,7 @@
 //! The whole life of a real `vllm serve` instance. Heavy (several GB, about 4 GB of RAM and
 //! tens of seconds to start), so it runs only when asked: provision with
 //! `LLAMACTL_TEST_VLLM=1 scripts/test.sh`, which also runs this ignored test.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::options::{BackendOptions, BackendType, CustomOptions, InstanceOptions, LlamaCppOptions, MlxLmOptions, VllmOptions};
+use crate::options::{
+    BackendOptions, BackendType, CustomOptions, InstanceOptions, LlamaCppOptions, MlxLmOptions, VllmOptions,
+};
 
 /// Where a backend is told to listen, decided by the manager at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +40,11 @@ impl Listen {
     /// `http://host:port`, with IPv6 addresses in brackets.
     pub fn base_url(&self) -> String {
         let host = self.connect_host();
-        if host.contains(':') { format!("http://[{host}]:{}", self.port) } else { format!("http://{host}:{}", self.port) }
+        if host.contains(':') {
+            format!("http://[{host}]:{}", self.port)
+        } else {
+            format!("http://{host}:{}", self.port)
+        }
     }
 }
 
@@ -254,7 +260,10 @@ pub fn build_command(
     let mut args: Vec<String> = configured.map(|c| c.args.clone()).unwrap_or_default();
     let mut own = options.backend.as_backend().args(name, listen);
     // A configuration written for the Go llamactl may already carry vLLM's `serve` subcommand.
-    if backend_type == BackendType::Vllm && args.iter().any(|a| a == "serve") && own.first().is_some_and(|a| a == "serve") {
+    if backend_type == BackendType::Vllm
+        && args.iter().any(|a| a == "serve")
+        && own.first().is_some_and(|a| a == "serve")
+    {
         own.remove(0);
     }
     args.extend(own);

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, StoredInstance, Transition};
@@ -148,7 +150,11 @@ fn runtime_from_row(row: &SqliteRow) -> Result<RuntimeRecord, DbError> {
         // No runtime row: an instance added by the Go llamactl after this database was
         // migrated. Derive the state the way the migration does.
         let legacy: String = row.try_get("legacy_status")?;
-        let desired = if matches!(legacy.as_str(), "running" | "restarting") { DesiredState::Running } else { DesiredState::Stopped };
+        let desired = if matches!(legacy.as_str(), "running" | "restarting") {
+            DesiredState::Running
+        } else {
+            DesiredState::Stopped
+        };
         let status = if legacy == "failed" { InstanceStatus::Failed } else { InstanceStatus::Stopped };
         return Ok(RuntimeRecord { status, desired_state: desired, ..RuntimeRecord::default() });
     };
@@ -194,9 +200,15 @@ fn instance_from_row(row: &SqliteRow) -> Result<Option<StoredInstance>, DbError>
     }))
 }
 
-async fn fetch_instance(executor: impl sqlx::SqliteExecutor<'_>, name: &str) -> Result<Option<StoredInstance>, DbError> {
+async fn fetch_instance(
+    executor: impl sqlx::SqliteExecutor<'_>,
+    name: &str,
+) -> Result<Option<StoredInstance>, DbError> {
     let row = sqlx::query(select_instances!("WHERE i.name = ?"))
-        .bind(name).fetch_optional(executor).await.map_err(map_err)?;
+        .bind(name)
+        .fetch_optional(executor)
+        .await
+        .map_err(map_err)?;
     match row {
         Some(row) => instance_from_row(&row),
         None => Ok(None),
@@ -239,7 +251,11 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
 }
 
 /// Updates the Go-compatible status column and returns the instance id.
-async fn set_legacy_status(tx: &mut Transaction<'static, Sqlite>, name: &str, status: InstanceStatus) -> Result<i64, DbError> {
+async fn set_legacy_status(
+    tx: &mut Transaction<'static, Sqlite>,
+    name: &str,
+    status: InstanceStatus,
+) -> Result<i64, DbError> {
     let id: Option<i64> = sqlx::query_scalar("UPDATE instances SET status = ? WHERE name = ? RETURNING id")
         .bind(status.legacy_status())
         .bind(name)
@@ -293,12 +309,14 @@ impl Database for SqliteDatabase {
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query("INSERT INTO instance_runtime (instance_id, updated_at) VALUES (?, ?) ON CONFLICT(instance_id) DO NOTHING")
-            .bind(id)
-            .bind(Utc::now().timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO instance_runtime (instance_id, updated_at) VALUES (?, ?) ON CONFLICT(instance_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let stored = fetch_instance(&mut *tx, name.as_str()).await?;
         tx.commit().await.map_err(map_err)?;
         stored.ok_or_else(|| DbError::NotFound(name.to_string()))
@@ -306,7 +324,8 @@ impl Database for SqliteDatabase {
 
     async fn delete(&self, name: &str) -> Result<bool, DbError> {
         let mut tx = self.begin_write().await?;
-        let result = sqlx::query("DELETE FROM instances WHERE name = ?").bind(name).execute(&mut *tx).await.map_err(map_err)?;
+        let result =
+            sqlx::query("DELETE FROM instances WHERE name = ?").bind(name).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(result.rows_affected() > 0)
     }
@@ -316,8 +335,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn load_all(&self) -> Result<Vec<StoredInstance>, DbError> {
-        let rows = sqlx::query(select_instances!("ORDER BY i.name"))
-            .fetch_all(&self.reader).await.map_err(map_err)?;
+        let rows = sqlx::query(select_instances!("ORDER BY i.name")).fetch_all(&self.reader).await.map_err(map_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.extend(instance_from_row(row)?);
@@ -325,7 +343,12 @@ impl Database for SqliteDatabase {
         Ok(out)
     }
 
-    async fn record_transition(&self, name: &str, runtime: &RuntimeRecord, transition: &Transition) -> Result<(), DbError> {
+    async fn record_transition(
+        &self,
+        name: &str,
+        runtime: &RuntimeRecord,
+        transition: &Transition,
+    ) -> Result<(), DbError> {
         let reason = serde_json::to_string(&transition.reason).map_err(|e| DbError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         let id = set_legacy_status(&mut tx, name, runtime.status).await?;
@@ -370,7 +393,8 @@ impl Database for SqliteDatabase {
         .map_err(map_err)?;
         rows.iter()
             .map(|row| {
-                let corrupt = |what: &str, e: &dyn std::fmt::Display| DbError::Corrupt(format!("instance_events.{what}: {e}"));
+                let corrupt =
+                    |what: &str, e: &dyn std::fmt::Display| DbError::Corrupt(format!("instance_events.{what}: {e}"));
                 let from: String = row.try_get("from_status")?;
                 let to: String = row.try_get("to_status")?;
                 let reason: String = row.try_get("reason")?;

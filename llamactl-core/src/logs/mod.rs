@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use rotating_file::Rotation;
 use rotating_file::RotatingFile;
+pub use rotating_file::Rotation;
 
 /// Longest line kept, in bytes; the rest of a longer line is cut off (and marked).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;

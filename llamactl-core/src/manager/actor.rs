@@ -34,14 +34,36 @@ type Reply<T> = oneshot::Sender<Result<T, ManagerError>>;
 /// A request to an instance's actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Start { reason: TransitionReason, slot: SlotReservation, reply: Reply<()> },
+    /// `seen_attempt`: the attempt counter the caller saw when it decided to start; if another
+    /// attempt began since, that attempt answers this start too.
+    Start {
+        reason: TransitionReason,
+        slot: SlotReservation,
+        seen_attempt: Option<u64>,
+        reply: Reply<()>,
+    },
     /// `desired: None` keeps the desired state (shutdown: the instance comes back on boot).
-    Stop { reason: TransitionReason, desired: Option<DesiredState>, reply: Reply<()> },
-    Restart { slot: SlotReservation, reply: Reply<()> },
+    Stop {
+        reason: TransitionReason,
+        desired: Option<DesiredState>,
+        reply: Reply<()>,
+    },
+    Restart {
+        slot: SlotReservation,
+        reply: Reply<()>,
+    },
     /// Stop to make room for `by`, but only if idle, ready and not pinned.
-    Evict { by: String, reply: oneshot::Sender<Result<(), String>> },
-    Update { options: Box<InstanceOptions>, reply: Reply<InstanceState> },
-    Delete { reply: Reply<()> },
+    Evict {
+        by: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Update {
+        options: Box<InstanceOptions>,
+        reply: Reply<InstanceState>,
+    },
+    Delete {
+        reply: Reply<()>,
+    },
 }
 
 /// What the actor shares with every other actor and the manager. Holds nothing that refers
@@ -132,23 +154,32 @@ impl Actor {
 
     pub(crate) async fn run(mut self) {
         loop {
-            let event = self.next_event().await;
-            match event {
-                Event::Closed => break,
-                Event::Command(Command::Delete { reply }) => {
-                    let result = self.delete().await;
-                    let deleted = result.is_ok();
-                    let _ = reply.send(result);
-                    if deleted {
-                        break;
-                    }
-                }
+            let finished = match self.next_event().await {
+                Event::Closed => true,
                 Event::Command(command) => self.handle_command(command).await,
-                Event::Exited(exit) => self.on_exit(exit).await,
-                Event::Ready => self.on_ready().await,
-                Event::StartupTimeout => self.on_startup_timeout().await,
-                Event::IdleCheck => self.on_idle_check().await,
-                Event::RestartDue => self.on_restart_due().await,
+                Event::Exited(exit) => {
+                    self.on_exit(exit).await;
+                    false
+                }
+                Event::Ready => {
+                    self.on_ready().await;
+                    false
+                }
+                Event::StartupTimeout => {
+                    self.on_startup_timeout().await;
+                    false
+                }
+                Event::IdleCheck => {
+                    self.on_idle_check().await;
+                    false
+                }
+                Event::RestartDue => {
+                    self.on_restart_due().await;
+                    false
+                }
+            };
+            if finished {
+                break;
             }
         }
         // The run (if any) is dropped here: its process group is killed.
@@ -186,11 +217,13 @@ impl Actor {
         }
     }
 
-    async fn handle_command(&mut self, command: Command) {
+    /// Handles one command; `true` when the actor is done (its instance was deleted).
+    async fn handle_command(&mut self, command: Command) -> bool {
         match command {
-            Command::Start { reason, slot, reply } => {
+            Command::Start { reason, slot, seen_attempt, reply } => {
+                let superseded = seen_attempt.is_some_and(|seen| self.state.attempt > seen);
                 let result = match self.state.runtime.status {
-                    InstanceStatus::Stopped | InstanceStatus::Failed => self.start(reason, slot).await,
+                    InstanceStatus::Stopped | InstanceStatus::Failed if !superseded => self.start(reason, slot).await,
                     // Already on its way (or running): one start serves every caller.
                     _ => Ok(()),
                 };
@@ -222,8 +255,14 @@ impl Actor {
             Command::Update { options, reply } => {
                 let _ = reply.send(self.update(*options).await);
             }
-            Command::Delete { .. } => unreachable!("handled in run"),
+            Command::Delete { reply } => {
+                let result = self.delete().await;
+                let deleted = result.is_ok();
+                let _ = reply.send(result);
+                return deleted;
+            }
         }
+        false
     }
 
     /// Checks that the instance can run here at all.
@@ -256,10 +295,16 @@ impl Actor {
 
     /// Spawns a process and enters `starting`. On failure the instance is `failed` with the
     /// reason recorded, and the error says why.
-    async fn spawn(&mut self, reason: TransitionReason, slot: Option<SlotReservation>, automatic: bool) -> Result<(), ManagerError> {
+    async fn spawn(
+        &mut self,
+        reason: TransitionReason,
+        slot: Option<SlotReservation>,
+        automatic: bool,
+    ) -> Result<(), ManagerError> {
         if let Some(slot) = slot {
             slot.commit();
         }
+        self.state.attempt += 1;
         let options = match self.runnable() {
             Ok(options) => options,
             Err(error) => {
@@ -274,7 +319,9 @@ impl Actor {
             Ok(port) => port,
             Err(error) => {
                 let reason = match &error {
-                    PortError::InUse { port, .. } | PortError::Conflict { port, .. } => TransitionReason::PortUnavailable { port: *port },
+                    PortError::InUse { port, .. } | PortError::Conflict { port, .. } => {
+                        TransitionReason::PortUnavailable { port: *port }
+                    }
                     PortError::Exhausted { .. } => TransitionReason::Refused { error: error.to_string() },
                 };
                 self.fail(reason, error.to_string()).await;
@@ -297,6 +344,7 @@ impl Actor {
                     name: self.name.to_string(),
                     reason: TransitionReason::SpawnFailed { error: error.source.to_string() },
                     detail: text,
+                    retry_after: None,
                 });
             }
         };
@@ -330,7 +378,6 @@ impl Actor {
         runtime.ready_at = None;
         runtime.last_error = None;
         self.state.listen = Some(listen);
-        self.state.attempt += 1;
         self.run = Some(Run {
             process,
             _port: port,
@@ -529,6 +576,7 @@ impl Actor {
         self.run = None;
         self.activity.close();
         self.state.runtime.last_error = Some(message);
+        self.state.runtime.stopped_at = Some(Utc::now());
         self.transition(InstanceStatus::Failed, reason).await;
     }
 

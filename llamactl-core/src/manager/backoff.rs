@@ -42,6 +42,8 @@ mod tests {
         let cap = Duration::from_secs(10);
         assert!(restart_delay(Duration::from_secs(1), 40, cap) <= cap);
         assert_eq!(restart_delay(Duration::ZERO, 5, cap), Duration::ZERO);
-        assert!(restart_delay(Duration::from_secs(366 * 24 * 3600), u32::MAX, cap) <= Duration::from_secs(366 * 24 * 3600));
+        assert!(
+            restart_delay(Duration::from_secs(366 * 24 * 3600), u32::MAX, cap) <= Duration::from_secs(366 * 24 * 3600)
+        );
     }
 }

@@ -76,6 +76,9 @@ pub enum ManagerError {
         reason: TransitionReason,
         /// Error text and last log lines.
         detail: String,
+        /// When an on-demand start will be tried again (set when this is a recent failure
+        /// reported again rather than a new attempt).
+        retry_after: Option<Duration>,
     },
     /// The instance is not running and on-demand start is off for it.
     #[error("instance {name} is {status} and on_demand_start is off")]
@@ -124,6 +127,7 @@ impl ManagerError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::CapacityExhausted { retry_after, .. } => Some(*retry_after),
+            Self::StartFailed { retry_after, .. } => *retry_after,
             Self::Timeout { .. } | Self::ShuttingDown => Some(Duration::from_secs(5)),
             _ => None,
         }

@@ -53,7 +53,10 @@ struct Handle {
 
 impl Handle {
     /// Sends a command and waits for the actor's answer.
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, ManagerError>>) -> Command) -> Result<T, ManagerError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ManagerError>>) -> Command,
+    ) -> Result<T, ManagerError> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?;
         answer.await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?
@@ -135,7 +138,7 @@ impl Manager {
             manager.spawn_actor(instance);
         }
         // Most recently used first, so that under a limit those come back.
-        boot.sort_by(|a, b| b.1.cmp(&a.1));
+        boot.sort_by_key(|(_, ready_at)| std::cmp::Reverse(*ready_at));
         for (name, _) in boot {
             if let Err(error) = manager.start_for(name.as_str(), TransitionReason::Boot).await {
                 tracing::warn!(instance = %name, %error, "not started at boot");
@@ -252,10 +255,11 @@ impl Manager {
 
     /// Stops (if needed) and deletes an instance with its runtime state and events.
     pub async fn delete(&self, name: &str) -> Result<(), ManagerError> {
-        let _definitions = self.shared.definitions.lock().await;
         let handle = self.handle(name)?;
-        let pinned = handle.state.borrow().options.as_ref().ok().and_then(|o| o.backend.pinned_port());
+        // The stop may take the whole grace period: other definitions are not held up meanwhile.
         handle.ask(|reply| Command::Delete { reply }).await?;
+        let _definitions = self.shared.definitions.lock().await;
+        let pinned = handle.state.borrow().options.as_ref().ok().and_then(|o| o.backend.pinned_port());
         self.write_handles().remove(name);
         if let Some(port) = pinned {
             self.shared.ctx.ports.unpin(name, port);
@@ -274,7 +278,7 @@ impl Manager {
         self.check_running()?;
         let handle = self.handle(name)?;
         let slot = self.admit(&handle, self.admission_deadline()).await?;
-        handle.ask(|reply| Command::Start { reason, slot, reply }).await
+        handle.ask(|reply| Command::Start { reason, slot, seen_attempt: None, reply }).await
     }
 
     fn admission_deadline(&self) -> Instant {
@@ -286,7 +290,11 @@ impl Manager {
     pub async fn stop(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
         let handle = self.handle(name)?;
         handle
-            .ask(|reply| Command::Stop { reason: TransitionReason::UserStop, desired: Some(DesiredState::Stopped), reply })
+            .ask(|reply| Command::Stop {
+                reason: TransitionReason::UserStop,
+                desired: Some(DesiredState::Stopped),
+                reply,
+            })
             .await?;
         Ok(self.info_of(&handle))
     }
@@ -314,13 +322,11 @@ impl Manager {
         let mut state = handle.state.clone();
         let mut requested = false;
         loop {
-            let (status, reason, on_demand) = {
+            let (status, reason, settings, failed_at, attempt) = {
                 let current = state.borrow_and_update();
-                let on_demand = match &current.options {
-                    Ok(options) => self.shared.ctx.config.defaults.apply(options).on_demand_start,
-                    Err(_) => false,
-                };
-                (current.runtime.status, current.runtime.last_reason.clone(), on_demand)
+                let settings = current.options.as_ref().ok().map(|o| self.shared.ctx.config.defaults.apply(o));
+                let runtime = &current.runtime;
+                (runtime.status, runtime.last_reason.clone(), settings, runtime.stopped_at, current.attempt)
             };
             match status {
                 InstanceStatus::Running => {
@@ -331,26 +337,43 @@ impl Manager {
                 }
                 InstanceStatus::Starting | InstanceStatus::Restarting | InstanceStatus::Stopping => {}
                 InstanceStatus::Stopped | InstanceStatus::Failed => {
+                    let reason = reason.unwrap_or(TransitionReason::UserStop);
+                    let failure = |retry_after| ManagerError::StartFailed {
+                        name: name.to_owned(),
+                        reason: reason.clone(),
+                        detail: state.borrow().runtime.last_error.clone().unwrap_or_default(),
+                        retry_after,
+                    };
                     if requested {
-                        let reason = reason.unwrap_or(TransitionReason::UserStop);
                         match (status, &reason) {
                             // The start this caller asked for failed.
-                            (InstanceStatus::Failed, _) => {
-                                let detail = state.borrow().runtime.last_error.clone().unwrap_or_default();
-                                return Err(ManagerError::StartFailed { name: name.to_owned(), reason, detail });
-                            }
+                            (InstanceStatus::Failed, _) => return Err(failure(None)),
                             (_, TransitionReason::UserStop | TransitionReason::Shutdown) => {
                                 return Err(ManagerError::StoppedWhileWaiting { name: name.to_owned(), reason });
                             }
                             // Idle timeout or eviction got there first: start it again.
                             _ => {}
                         }
-                    } else if !on_demand {
+                    } else if !settings.as_ref().is_some_and(|s| s.on_demand_start) {
                         return Err(ManagerError::NotRunning { name: name.to_owned(), status });
+                    }
+                    // A start that failed moments ago is reported again rather than retried at
+                    // once, so a stream of requests cannot turn into a stream of doomed spawns.
+                    if status == InstanceStatus::Failed && !requested {
+                        let cooldown = settings.as_ref().map(|s| s.restart_delay).unwrap_or_default();
+                        let since = failed_at.and_then(|t| (Utc::now() - t).to_std().ok()).unwrap_or(cooldown);
+                        if since < cooldown {
+                            return Err(failure(Some(cooldown - since)));
+                        }
                     }
                     self.check_running()?;
                     let slot = self.admit(&handle, deadline).await?;
-                    let ask = handle.ask(|reply| Command::Start { reason: TransitionReason::OnDemand, slot, reply });
+                    let ask = handle.ask(|reply| Command::Start {
+                        reason: TransitionReason::OnDemand,
+                        slot,
+                        seen_attempt: Some(attempt),
+                        reply,
+                    });
                     match tokio::time::timeout_at(deadline, ask).await {
                         Ok(result) => result?,
                         Err(_) => return Err(self.timeout(name, started, &state)),
@@ -366,7 +389,11 @@ impl Manager {
     }
 
     fn timeout(&self, name: &str, started: Instant, state: &watch::Receiver<InstanceState>) -> ManagerError {
-        ManagerError::Timeout { name: name.to_owned(), waited: started.elapsed(), status: state.borrow().runtime.status }
+        ManagerError::Timeout {
+            name: name.to_owned(),
+            waited: started.elapsed(),
+            status: state.borrow().runtime.status,
+        }
     }
 
     fn lease(&self, handle: &Handle) -> Option<Lease> {
@@ -392,7 +419,11 @@ impl Manager {
         let _turn = match ctx.slots.admission.try_lock() {
             Ok(turn) => turn,
             Err(_) => tokio::time::timeout_at(deadline, ctx.slots.admission.lock()).await.map_err(|_| {
-                ManagerError::Timeout { name: name.to_owned(), waited: Duration::ZERO, status: handle.state.borrow().runtime.status }
+                ManagerError::Timeout {
+                    name: name.to_owned(),
+                    waited: Duration::ZERO,
+                    status: handle.state.borrow().runtime.status,
+                }
             })?,
         };
         // Instances that declined eviction in this admission, with their reason.
@@ -443,7 +474,12 @@ impl Manager {
 
     /// The least recently used instance that holds a slot counting against `limit`, is ready,
     /// idle and not pinned, and has not refused already; or why there is none, per instance.
-    fn pick_victim(&self, limit: &Limit, requester: &str, refused: &[(InstanceName, String)]) -> Result<Arc<Handle>, Vec<String>> {
+    fn pick_victim(
+        &self,
+        limit: &Limit,
+        requester: &str,
+        refused: &[(InstanceName, String)],
+    ) -> Result<Arc<Handle>, Vec<String>> {
         let handles = self.read_handles();
         let defaults = &self.shared.ctx.config.defaults;
         let mut reasons = Vec::new();

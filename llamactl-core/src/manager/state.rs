@@ -21,7 +21,7 @@ pub struct InstanceState {
     pub runtime: RuntimeRecord,
     /// Where the backend listens, while it has a process.
     pub listen: Option<Listen>,
-    /// Number of spawns in this manager's life (each start attempt increments it).
+    /// Number of start attempts in this manager's life.
     pub attempt: u64,
 }
 

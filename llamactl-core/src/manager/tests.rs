@@ -22,7 +22,7 @@ fn fast_config() -> ManagerConfig {
     ManagerConfig {
         stop_grace: Duration::from_secs(2),
         kill_timeout: Duration::from_secs(2),
-        port_range: 42_000..=42_999,
+        port_range: 31_000..=31_999,
         ..ManagerConfig::default()
     }
 }
@@ -51,17 +51,18 @@ async fn create_validates_and_names_the_field() {
 #[tokio::test]
 async fn a_pinned_port_belongs_to_one_instance() {
     let manager = manager().await;
-    let pinned = |port: u16| options(json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m", "port": port}}));
-    manager.create(name("a"), pinned(42_424)).await.unwrap();
-    let err = manager.create(name("b"), pinned(42_424)).await.unwrap_err();
+    let pinned =
+        |port: u16| options(json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m", "port": port}}));
+    manager.create(name("a"), pinned(31_424)).await.unwrap();
+    let err = manager.create(name("b"), pinned(31_424)).await.unwrap_err();
     assert!(err.to_string().contains("already pinned by instance a"), "{err}");
     assert!(manager.get("b").is_err());
     // Moving a's pin frees the old port for others.
-    manager.update("a", pinned(42_425)).await.unwrap();
-    manager.create(name("b"), pinned(42_424)).await.unwrap();
+    manager.update("a", pinned(31_425)).await.unwrap();
+    manager.create(name("b"), pinned(31_424)).await.unwrap();
     // Deleting releases a pin.
     manager.delete("a").await.unwrap();
-    manager.create(name("c"), pinned(42_425)).await.unwrap();
+    manager.create(name("c"), pinned(31_425)).await.unwrap();
 }
 
 #[tokio::test]
@@ -87,15 +88,17 @@ async fn a_backend_that_never_answers_times_out_and_is_killed() {
     let info = manager.start("slow").await.unwrap();
     let pid = info.state.runtime.pid.unwrap();
     let mut state = manager.subscribe("slow").unwrap();
-    let failed = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.runtime.status == InstanceStatus::Failed))
-        .await
-        .unwrap()
-        .unwrap()
-        .clone();
+    let failed =
+        tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.runtime.status == InstanceStatus::Failed))
+            .await
+            .unwrap()
+            .unwrap()
+            .clone();
     assert!(matches!(failed.runtime.last_reason, Some(TransitionReason::HealthTimeout { after_ms: 300 })));
     assert!(failed.runtime.last_error.unwrap().contains("loading"));
     assert!(!crate::process::group_alive(pid), "the hung backend is gone");
-    let kinds: Vec<_> = manager.events("slow", EventQuery::default()).await.unwrap().iter().map(|e| e.reason.kind()).collect();
+    let kinds: Vec<_> =
+        manager.events("slow", EventQuery::default()).await.unwrap().iter().map(|e| e.reason.kind()).collect();
     assert_eq!(kinds, ["user_start", "health_timeout"]);
 }
 

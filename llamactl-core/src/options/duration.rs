@@ -35,17 +35,14 @@ pub const MAX_OPTION_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 pub(crate) fn parse(value: &Value, unit: DefaultUnit) -> Result<Duration, String> {
     let millis = match value {
         Value::Number(n) => {
-            let count = n.as_u64().ok_or_else(|| {
-                format!("expected a non-negative whole number or a string like \"30s\", got {n}")
-            })?;
+            let count = n
+                .as_u64()
+                .ok_or_else(|| format!("expected a non-negative whole number or a string like \"30s\", got {n}"))?;
             count.checked_mul(unit.millis())
         }
         Value::String(s) => parse_text(s.trim(), unit)?,
         other => {
-            return Err(format!(
-                "expected a number or a string like \"30s\", got {}",
-                super::describe(other)
-            ));
+            return Err(format!("expected a number or a string like \"30s\", got {}", super::describe(other)));
         }
     };
     match millis {
@@ -79,11 +76,7 @@ pub(crate) fn render(duration: Duration, unit: DefaultUnit) -> Value {
     if millis % unit.millis() == 0 {
         return Value::from(millis / unit.millis());
     }
-    if millis % 1_000 == 0 {
-        Value::from(format!("{}s", millis / 1_000))
-    } else {
-        Value::from(format!("{millis}ms"))
-    }
+    if millis % 1_000 == 0 { Value::from(format!("{}s", millis / 1_000)) } else { Value::from(format!("{millis}ms")) }
 }
 
 #[cfg(test)]
@@ -116,7 +109,12 @@ mod tests {
 
     #[test]
     fn render_round_trips() {
-        for (ms, unit) in [(600_000, DefaultUnit::Minutes), (90_000, DefaultUnit::Minutes), (1_500, DefaultUnit::Seconds), (3_000, DefaultUnit::Seconds)] {
+        for (ms, unit) in [
+            (600_000, DefaultUnit::Minutes),
+            (90_000, DefaultUnit::Minutes),
+            (1_500, DefaultUnit::Seconds),
+            (3_000, DefaultUnit::Seconds),
+        ] {
             let d = Duration::from_millis(ms);
             assert_eq!(parse(&render(d, unit), unit), Ok(d));
         }

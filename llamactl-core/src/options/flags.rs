@@ -284,9 +284,7 @@ pub const RAW_EXTRA_KEY: &str = "extra_args";
 
 impl ExtraArgs {
     /// Builds the list from `(key, value)` pairs, checking each as [`ExtraArgs::push`] does.
-    pub fn from_pairs<K: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, Value)>,
-    ) -> Result<Self, OptionsError> {
+    pub fn from_pairs<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Result<Self, OptionsError> {
         let mut extra = Self::default();
         for (key, value) in pairs {
             extra.push(key.into(), value, "backend_options")?;
@@ -346,11 +344,7 @@ impl ExtraArgs {
 
 /// `snake_case` key to flag: `ctx_size` -> `--ctx-size`, `c` -> `-c`.
 pub fn flag_for_key(key: &str) -> String {
-    if key.chars().count() == 1 {
-        format!("-{key}")
-    } else {
-        format!("--{}", key.replace('_', "-"))
-    }
+    if key.chars().count() == 1 { format!("-{key}") } else { format!("--{}", key.replace('_', "-")) }
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -625,9 +619,6 @@ mod tests {
             ("extra_args", json!({"--foo": "", "bar_baz": 2})),
         ])
         .unwrap();
-        assert_eq!(
-            extra.to_args(),
-            ["--lora", "a.gguf", "--lora", "b.gguf", "-n", "5", "--foo", "--bar-baz", "2"]
-        );
+        assert_eq!(extra.to_args(), ["--lora", "a.gguf", "--lora", "b.gguf", "-n", "5", "--foo", "--bar-baz", "2"]);
     }
 }

@@ -42,11 +42,8 @@ pub use vllm::VllmOptions;
 /// A short description of a JSON value's type and content, for error messages.
 pub(crate) fn describe(value: &Value) -> String {
     let text = value.to_string();
-    let shown = if text.chars().count() > 40 {
-        format!("{}...", text.chars().take(40).collect::<String>())
-    } else {
-        text
-    };
+    let shown =
+        if text.chars().count() > 40 { format!("{}...", text.chars().take(40).collect::<String>()) } else { text };
     let kind = match value {
         Value::Null => return "null".into(),
         Value::Bool(_) => "boolean",
@@ -323,7 +320,10 @@ impl InstanceOptions {
                 return Err(OptionsError::Required { field: "backend_type".into(), backend: "any" });
             }
             Some(other) => {
-                return Err(OptionsError::wrong_type("backend_type", format!("expected a string, got {}", describe(other))));
+                return Err(OptionsError::wrong_type(
+                    "backend_type",
+                    format!("expected a string, got {}", describe(other)),
+                ));
             }
         };
         let empty = Map::new();
@@ -331,7 +331,10 @@ impl InstanceOptions {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(m)) => m,
             Some(other) => {
-                return Err(OptionsError::wrong_type("backend_options", format!("expected an object, got {}", describe(other))));
+                return Err(OptionsError::wrong_type(
+                    "backend_options",
+                    format!("expected an object, got {}", describe(other)),
+                ));
             }
         };
         let mut backend = BackendOptions::parse(backend_type, backend_map)?;
@@ -359,7 +362,10 @@ impl InstanceOptions {
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(OptionsError::wrong_type("environment", format!("expected an object of strings, got {}", describe(other))));
+                return Err(OptionsError::wrong_type(
+                    "environment",
+                    format!("expected an object of strings, got {}", describe(other)),
+                ));
             }
         };
 
@@ -442,7 +448,10 @@ impl InstanceOptions {
         for (key, value) in &self.environment {
             let field = format!("environment.{key}");
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(OptionsError::invalid(field, "a variable name must be non-empty and contain neither '=' nor NUL"));
+                return Err(OptionsError::invalid(
+                    field,
+                    "a variable name must be non-empty and contain neither '=' nor NUL",
+                ));
             }
             if value.contains('\0') {
                 return Err(OptionsError::invalid(field, "a value must not contain NUL"));
@@ -450,7 +459,10 @@ impl InstanceOptions {
         }
         if let Some(command) = &self.command_override {
             if command.trim().is_empty() {
-                return Err(OptionsError::invalid("command_override", "must not be empty (leave it out to use the configured command)"));
+                return Err(OptionsError::invalid(
+                    "command_override",
+                    "must not be empty (leave it out to use the configured command)",
+                ));
             }
             if self.docker_enabled == Some(true) {
                 return Err(OptionsError::invalid("command_override", "cannot be combined with docker_enabled"));
@@ -482,7 +494,9 @@ fn validate_backend(backend: &BackendOptions, has_presets: bool) -> Result<(), O
         backend: backend.as_str(),
     };
     let non_empty = |field: &str, value: &Option<String>| match value {
-        Some(v) if v.trim().is_empty() => Err(OptionsError::invalid(format!("backend_options.{field}"), "must not be empty")),
+        Some(v) if v.trim().is_empty() => {
+            Err(OptionsError::invalid(format!("backend_options.{field}"), "must not be empty"))
+        }
         _ => Ok(()),
     };
     non_empty("host", &backend.host().map(str::to_owned))?;
@@ -512,7 +526,10 @@ fn validate_backend(backend: &BackendOptions, has_presets: bool) -> Result<(), O
             if let Some(u) = o.gpu_memory_utilization
                 && !(u > 0.0 && u <= 1.0)
             {
-                return Err(OptionsError::invalid("backend_options.gpu_memory_utilization", format!("{u} is outside (0, 1]")));
+                return Err(OptionsError::invalid(
+                    "backend_options.gpu_memory_utilization",
+                    format!("{u} is outside (0, 1]"),
+                ));
             }
             for (field, value) in [
                 ("tensor_parallel_size", o.tensor_parallel_size),

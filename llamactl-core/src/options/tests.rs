@@ -43,9 +43,29 @@ fn go_instance_definitions_load_unchanged() {
     assert_eq!(
         args_of(&options),
         [
-            "--host", "127.0.0.1", "--port", "8100", "--model", "/models/qwen.gguf", "--ctx-size", "4096",
-            "--gpu-layers", "99", "--parallel", "2", "--flash-attn", "on", "--cache-type-k", "q8_0",
-            "--lora", "/a.gguf", "--lora", "/b.gguf", "--defrag-thold", "0.1", "--no-mmap",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8100",
+            "--model",
+            "/models/qwen.gguf",
+            "--ctx-size",
+            "4096",
+            "--gpu-layers",
+            "99",
+            "--parallel",
+            "2",
+            "--flash-attn",
+            "on",
+            "--cache-type-k",
+            "q8_0",
+            "--lora",
+            "/a.gguf",
+            "--lora",
+            "/b.gguf",
+            "--defrag-thold",
+            "0.1",
+            "--no-mmap",
         ]
     );
 }
@@ -79,8 +99,12 @@ fn explicit_zero_and_false_reach_the_command_line() {
 
 #[test]
 fn argument_order_is_deterministic_and_follows_declaration_then_input_order() {
-    let a = parse(json!({"backend_type": "llama_cpp", "backend_options": {"zeta": 1, "model": "/m", "alpha": 2, "c": 8}})).unwrap();
-    let b = parse(json!({"backend_type": "llama_cpp", "backend_options": {"c": 8, "zeta": 1, "alpha": 2, "model": "/m"}})).unwrap();
+    let a =
+        parse(json!({"backend_type": "llama_cpp", "backend_options": {"zeta": 1, "model": "/m", "alpha": 2, "c": 8}}))
+            .unwrap();
+    let b =
+        parse(json!({"backend_type": "llama_cpp", "backend_options": {"c": 8, "zeta": 1, "alpha": 2, "model": "/m"}}))
+            .unwrap();
     assert_eq!(
         args_of(&a),
         ["--host", "127.0.0.1", "--port", "8100", "--model", "/m", "--ctx-size", "8", "--zeta", "1", "--alpha", "2"]
@@ -93,7 +117,18 @@ fn vllm_model_is_positional_and_mlx_uses_model_flag() {
     let vllm = parse(json!({"backend_type": "vllm", "backend_options": {"model": "/hf", "served_model_name": "tiny", "max_model_len": 512}})).unwrap();
     assert_eq!(
         args_of(&vllm),
-        ["serve", "/hf", "--host", "127.0.0.1", "--port", "8100", "--served-model-name", "tiny", "--max-model-len", "512"]
+        [
+            "serve",
+            "/hf",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8100",
+            "--served-model-name",
+            "tiny",
+            "--max-model-len",
+            "512"
+        ]
     );
     assert_eq!(vllm.backend.as_backend().request_model().as_deref(), Some("tiny"));
 
@@ -123,7 +158,10 @@ fn configured_command_args_and_environment_apply_with_instance_precedence() {
     settings.llama_cpp.args = vec!["--log-disable".into()];
     settings.llama_cpp.environment.insert("A".into(), "config".into());
     settings.llama_cpp.environment.insert("B".into(), "config".into());
-    let options = parse(json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m"}, "environment": {"B": "instance"}})).unwrap();
+    let options = parse(
+        json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m"}, "environment": {"B": "instance"}}),
+    )
+    .unwrap();
     let listen = Listen { host: "127.0.0.1".into(), port: 1 };
     let command = build_command("x", &options, &settings, &listen).unwrap();
     assert_eq!(command.program, "/opt/llama-server");
@@ -131,7 +169,10 @@ fn configured_command_args_and_environment_apply_with_instance_precedence() {
     assert_eq!(command.environment["A"], "config");
     assert_eq!(command.environment["B"], "instance");
 
-    let overridden = parse(json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m"}, "command_override": "/my/llama"})).unwrap();
+    let overridden = parse(
+        json!({"backend_type": "llama_cpp", "backend_options": {"model": "/m"}, "command_override": "/my/llama"}),
+    )
+    .unwrap();
     assert_eq!(build_command("x", &overridden, &settings, &listen).unwrap().program, "/my/llama");
 }
 
@@ -175,15 +216,36 @@ fn semantic_errors_name_the_field() {
         (json!({"backend_type": "mlx_lm", "backend_options": {}}), "backend_options.model"),
         (json!({"backend_type": "llama_cpp", "backend_options": {}}), "backend_options.model"),
         (json!({"backend_type": "custom", "backend_options": {}}), "backend_options.command"),
-        (json!({"backend_type": "custom", "backend_options": {"command": "x", "health_path": "health"}}), "backend_options.health_path"),
-        (json!({"backend_type": "vllm", "backend_options": {"model": "m", "gpu_memory_utilization": 1.5}}), "backend_options.gpu_memory_utilization"),
-        (json!({"backend_type": "vllm", "backend_options": {"model": "m", "tp": 0}}), "backend_options.tensor_parallel_size"),
+        (
+            json!({"backend_type": "custom", "backend_options": {"command": "x", "health_path": "health"}}),
+            "backend_options.health_path",
+        ),
+        (
+            json!({"backend_type": "vllm", "backend_options": {"model": "m", "gpu_memory_utilization": 1.5}}),
+            "backend_options.gpu_memory_utilization",
+        ),
+        (
+            json!({"backend_type": "vllm", "backend_options": {"model": "m", "tp": 0}}),
+            "backend_options.tensor_parallel_size",
+        ),
         (json!({"backend_type": "vllm", "backend_options": {"model": " "}}), "backend_options.model"),
-        (json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "environment": {"A=B": "x"}}), "environment.A=B"),
+        (
+            json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "environment": {"A=B": "x"}}),
+            "environment.A=B",
+        ),
         (json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "group": "a/b"}), "group"),
-        (json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "command_override": ""}), "command_override"),
-        (json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "command_override": "x", "docker_enabled": true}), "command_override"),
-        (json!({"backend_type": "mlx_lm", "backend_options": {"model": "m"}, "docker_enabled": true}), "docker_enabled"),
+        (
+            json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "command_override": ""}),
+            "command_override",
+        ),
+        (
+            json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "command_override": "x", "docker_enabled": true}),
+            "command_override",
+        ),
+        (
+            json!({"backend_type": "mlx_lm", "backend_options": {"model": "m"}, "docker_enabled": true}),
+            "docker_enabled",
+        ),
         (json!({"backend_type": "vllm", "backend_options": {"model": "m"}, "startup_timeout": 0}), "startup_timeout"),
     ];
     for (input, field) in cases {
@@ -195,14 +257,17 @@ fn semantic_errors_name_the_field() {
 
 #[test]
 fn port_zero_means_unset_and_models_from_other_sources_count() {
-    let options = parse(json!({"backend_type": "llama_cpp", "backend_options": {"hf": "org/repo:Q4", "port": 0}})).unwrap();
+    let options =
+        parse(json!({"backend_type": "llama_cpp", "backend_options": {"hf": "org/repo:Q4", "port": 0}})).unwrap();
     assert_eq!(options.backend.pinned_port(), None);
     options.validate().unwrap();
 }
 
 #[test]
 fn null_values_are_unset() {
-    let options = parse(json!({"backend_type": "vllm", "backend_options": {"model": "m", "dtype": null}, "group": null})).unwrap();
+    let options =
+        parse(json!({"backend_type": "vllm", "backend_options": {"model": "m", "dtype": null}, "group": null}))
+            .unwrap();
     let BackendOptions::Vllm(vllm) = &options.backend else { panic!() };
     assert_eq!(vllm.dtype, None);
     assert_eq!(options.group, None);

@@ -235,7 +235,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error() {
-        let command = CommandLine { program: "/nonexistent/llama-server".into(), args: vec![], environment: BTreeMap::new() };
+        let command =
+            CommandLine { program: "/nonexistent/llama-server".into(), args: vec![], environment: BTreeMap::new() };
         let err = RunningProcess::spawn(&command, logs()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/llama-server"), "{err}");
     }
@@ -247,7 +248,10 @@ mod tests {
         assert!(identity.is_running());
         process.stop(Duration::from_secs(5), Duration::from_secs(5)).await;
         assert!(!identity.is_running());
-        let wrong_boot = ProcessIdentity { boot_id: Some("another-boot".into()), ..ProcessIdentity::of(std::process::id() as i32).unwrap() };
+        let wrong_boot = ProcessIdentity {
+            boot_id: Some("another-boot".into()),
+            ..ProcessIdentity::of(std::process::id() as i32).unwrap()
+        };
         assert!(!wrong_boot.is_running());
     }
 

@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
                 let (a, b) = range.split_once('-').context("--ports: use START-END")?;
                 config.port_range = a.parse()?..=b.parse()?;
             }
-            "--llama-server" => config.backends.llama_cpp.command = Some(args.next().context("--llama-server needs a path")?),
+            "--llama-server" => {
+                config.backends.llama_cpp.command = Some(args.next().context("--llama-server needs a path")?)
+            }
             "--start" => start.push(args.next().context("--start needs a name")?),
             other => bail!("unknown argument {other}"),
         }
@@ -39,10 +41,13 @@ async fn main() -> anyhow::Result<()> {
     for name in &start {
         manager.start(name).await?;
         let mut state = manager.subscribe(name)?;
-        let ready = tokio::time::timeout(Duration::from_secs(60), state.wait_for(|s| s.runtime.status == InstanceStatus::Running))
-            .await
-            .context("instance not ready in time")??
-            .clone();
+        let ready = tokio::time::timeout(
+            Duration::from_secs(60),
+            state.wait_for(|s| s.runtime.status == InstanceStatus::Running),
+        )
+        .await
+        .context("instance not ready in time")??
+        .clone();
         pids.insert(name.clone(), ready.runtime.pid.into());
     }
     println!("ready {}", serde_json::Value::Object(pids));

@@ -124,7 +124,10 @@ async fn transitions_update_runtime_and_append_events() {
     assert_eq!(stored.runtime.port, Some(8123));
     assert_eq!(stored.runtime.restart_count, 2);
     assert_eq!(stored.runtime.last_exit.signal, Some(9));
-    assert_eq!(stored.runtime.started_at.map(|t| t.timestamp_millis()), runtime.started_at.map(|t| t.timestamp_millis()));
+    assert_eq!(
+        stored.runtime.started_at.map(|t| t.timestamp_millis()),
+        runtime.started_at.map(|t| t.timestamp_millis())
+    );
     let events = db.events("a", EventQuery::default()).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].reason, TransitionReason::OnDemand);
@@ -141,13 +144,19 @@ async fn transitions_update_runtime_and_append_events() {
 async fn events_are_append_only_and_deleted_with_their_instance() {
     let db = SqliteDatabase::open_in_memory().await.unwrap();
     db.create(&name("a"), &vllm("m")).await.unwrap();
-    let t = Transition { from: InstanceStatus::Stopped, to: InstanceStatus::Starting, reason: TransitionReason::UserStart, at: Utc::now() };
+    let t = Transition {
+        from: InstanceStatus::Stopped,
+        to: InstanceStatus::Starting,
+        reason: TransitionReason::UserStart,
+        at: Utc::now(),
+    };
     db.record_transition("a", &RuntimeRecord::default(), &t).await.unwrap();
     let update = sqlx::query("UPDATE instance_events SET reason_kind = 'x'").execute(&db.writer).await;
     assert!(update.is_err(), "events must not be rewritten");
     db.delete("a").await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instance_events").fetch_one(&db.reader).await.unwrap();
-    let runtime_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instance_runtime").fetch_one(&db.reader).await.unwrap();
+    let runtime_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM instance_runtime").fetch_one(&db.reader).await.unwrap();
     assert_eq!((left, runtime_rows), (0, 0));
 }
 
@@ -247,9 +256,15 @@ async fn a_go_llamactl_database_opens_and_keeps_its_data() {
 
     // Our statuses map onto the Go CHECK constraint, which is still in force.
     let runtime = RuntimeRecord { status: InstanceStatus::Starting, ..llama.runtime.clone() };
-    let t = Transition { from: InstanceStatus::Stopped, to: InstanceStatus::Starting, reason: TransitionReason::Boot, at: Utc::now() };
+    let t = Transition {
+        from: InstanceStatus::Stopped,
+        to: InstanceStatus::Starting,
+        reason: TransitionReason::Boot,
+        at: Utc::now(),
+    };
     db.record_transition("llama", &runtime, &t).await.unwrap();
-    let legacy: String = sqlx::query_scalar("SELECT status FROM instances WHERE name = 'llama'").fetch_one(&db.reader).await.unwrap();
+    let legacy: String =
+        sqlx::query_scalar("SELECT status FROM instances WHERE name = 'llama'").fetch_one(&db.reader).await.unwrap();
     assert_eq!(legacy, "running");
 
     // Its keys and their permissions are untouched.

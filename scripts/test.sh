@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need and runs the whole test suite.
+#
+#   scripts/test.sh                      llama.cpp + mlx_lm backends (built/installed once, cached)
+#   LLAMACTL_TEST_VLLM=1 scripts/test.sh also vLLM (heavy: about 6 GB, several minutes the first time)
+#
+# Real backends are provisioned into ~/.cache/llamactl-backends (LLAMACTL_BACKENDS_DIR), Rust
+# builds go to ~/.cache/llamactl-target (CARGO_TARGET_DIR), so a second run is fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
+export LLAMACTL_BACKENDS_DIR=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
+
+steps="llama mlx"
+if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then steps="$steps vllm"; fi
+# shellcheck disable=SC2086
+scripts/backends/provision.sh $steps
+# shellcheck disable=SC1091
+source "$LLAMACTL_BACKENDS_DIR/env.sh"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked
+  if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then
+    cargo nextest run -p llamactl-tests --locked --run-ignored only -E 'test(vllm)'
+  fi
+else
+  cargo test --workspace --locked
+  if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then
+    cargo test -p llamactl-tests --locked --test vllm_lifecycle -- --ignored
+  fi
+fi
+# nextest does not run documentation examples.
+cargo test --workspace --locked --doc
