@@ -12,6 +12,7 @@ use llamactl_tests::*;
 async fn llama_server_lifecycle() {
     let t = TestManager::new(|_| {}).await;
     let m = &t.manager;
+    let mut notices = m.subscribe_transitions();
     m.create("tiny".parse().unwrap(), llama_options()).await.unwrap();
     assert_eq!(m.get("tiny").unwrap().status(), InstanceStatus::Stopped);
 
@@ -20,6 +21,13 @@ async fn llama_server_lifecycle() {
     let pid = started.state.runtime.pid.unwrap();
     let ready = wait_status(m, "tiny", InstanceStatus::Running, Duration::from_secs(60)).await;
     let port = ready.runtime.port.unwrap();
+    assert_eq!(m.running_count(), 1);
+    let seen: Vec<(InstanceStatus, InstanceStatus)> =
+        [notices.recv().await.unwrap(), notices.recv().await.unwrap()].iter().map(|n| (n.from, n.to)).collect();
+    assert_eq!(
+        seen,
+        [(InstanceStatus::Stopped, InstanceStatus::Starting), (InstanceStatus::Starting, InstanceStatus::Running)]
+    );
     assert!(t.config.port_range.contains(&port), "allocated from the range");
 
     // Running means answering: the very first request after `running` succeeds.
@@ -54,6 +62,7 @@ async fn llama_server_lifecycle() {
     assert!(!process_alive(pid), "llama-server is gone");
     assert!(!llamactl_core::process::group_alive(pid), "its process group is empty");
     assert!(!port_open(port), "its port is free");
+    assert_eq!(m.running_count(), 0);
 
     let kinds: Vec<String> = m
         .events("tiny", Default::default())

@@ -182,3 +182,23 @@ async fn a_recent_failure_is_reported_again_without_a_new_spawn_until_the_cooldo
     wait_status(m, "doomed", InstanceStatus::Failed, Duration::from_secs(10)).await;
     assert_eq!(spawn_count(m, "doomed"), 3);
 }
+
+#[tokio::test]
+async fn an_activity_guard_counts_as_busy_for_idle_and_eviction() {
+    let t = TestManager::new(|c| c.max_running_instances = Some(1)).await;
+    let m = &t.manager;
+    let mut options = test_backend_options(&[]);
+    options.idle_timeout = Some(Duration::from_secs(1));
+    m.create("tracked".parse().unwrap(), options.clone()).await.unwrap();
+    m.create("other".parse().unwrap(), options).await.unwrap();
+    drop(m.ensure_ready("tracked", Duration::from_secs(10)).await.unwrap());
+    // A caller that routes requests itself marks one in flight.
+    let guard = m.track_activity("tracked").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(m.get("tracked").unwrap().status(), InstanceStatus::Running, "busy: not idle-stopped");
+    let err = m.start("other").await.unwrap_err();
+    assert!(err.to_string().contains("tracked has 1 requests in flight"), "{err}");
+    drop(guard);
+    let stopped = wait_status(m, "tracked", InstanceStatus::Stopped, Duration::from_secs(5)).await;
+    assert_eq!(stopped.runtime.last_reason, Some(TransitionReason::IdleTimeout));
+}

@@ -95,7 +95,7 @@ struct Run {
     _port: PortLease,
     /// Fires once the readiness endpoint answers (while starting).
     ready: Option<oneshot::Receiver<()>>,
-    _probe: Option<AbortOnDrop>,
+    probe: Option<AbortOnDrop>,
     startup_deadline: Instant,
     /// This run was started by an automatic restart.
     automatic: bool,
@@ -382,7 +382,7 @@ impl Actor {
             process,
             _port: port,
             ready: Some(ready_rx),
-            _probe: probe_task,
+            probe: probe_task,
             startup_deadline: Instant::now() + settings.startup_timeout,
             automatic,
         });
@@ -393,7 +393,7 @@ impl Actor {
     async fn on_ready(&mut self) {
         if let Some(run) = self.run.as_mut() {
             run.ready = None;
-            run._probe = None;
+            run.probe = None;
         }
         self.state.runtime.ready_at = Some(Utc::now());
         self.activity.open();
