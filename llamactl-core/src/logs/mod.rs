@@ -56,6 +56,8 @@ struct Inner {
     file: Option<RotatingFile>,
     primed: bool,
     file_error: Option<String>,
+    /// Created by the first follower: thousands of instances nobody follows cost nothing.
+    sender: Option<broadcast::Sender<Arc<LogLine>>>,
 }
 
 /// The log of one instance.
@@ -74,24 +76,22 @@ struct Inner {
 pub struct LogStore {
     inner: Mutex<Inner>,
     capacity: usize,
-    sender: broadcast::Sender<Arc<LogLine>>,
 }
 
 impl LogStore {
     /// A log keeping the last `capacity` lines in memory and, with `path`, appending every line
     /// to that file with `rotation`.
     pub fn new(path: Option<PathBuf>, capacity: usize, rotation: Rotation) -> Self {
-        let (sender, _) = broadcast::channel(FOLLOW_BUFFER);
         Self {
             inner: Mutex::new(Inner {
-                ring: VecDeque::with_capacity(capacity.min(1024)),
+                ring: VecDeque::new(),
                 next_seq: 0,
                 file: path.map(|p| RotatingFile::new(p, rotation)),
                 primed: false,
                 file_error: None,
+                sender: None,
             }),
             capacity: capacity.max(1),
-            sender,
         }
     }
 
@@ -155,8 +155,12 @@ impl LogStore {
             inner.ring.pop_front();
         }
         inner.ring.push_back(line.clone());
-        // No follower is not an error.
-        let _ = self.sender.send(line);
+        if let Some(sender) = &inner.sender
+            && sender.send(line).is_err()
+        {
+            // Every follower has gone.
+            inner.sender = None;
+        }
     }
 
     /// The last `n` lines, oldest first.
@@ -169,10 +173,17 @@ impl LogStore {
     /// The last `n` lines and a receiver of every later line, with no gap and no duplicate
     /// between the two.
     pub fn follow(&self, n: usize) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
-        let inner = self.lock();
+        let mut inner = self.lock();
         let skip = inner.ring.len().saturating_sub(n);
         let recent = inner.ring.iter().skip(skip).cloned().collect();
-        let receiver = self.sender.subscribe();
+        let receiver = match &inner.sender {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(FOLLOW_BUFFER);
+                inner.sender = Some(sender);
+                receiver
+            }
+        };
         drop(inner);
         (recent, receiver)
     }
@@ -282,6 +293,19 @@ mod tests {
             seqs.push(line.seq);
         }
         assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn followers_come_and_go() {
+        let logs = LogStore::new(None, 10, Rotation::default());
+        logs.push(LogStream::Stdout, "before anyone follows");
+        let (_, first) = logs.follow(10);
+        drop(first);
+        logs.push(LogStream::Stdout, "nobody listens");
+        let (recent, mut second) = logs.follow(1);
+        assert_eq!(recent[0].text, "nobody listens");
+        logs.push(LogStream::Stdout, "heard");
+        assert_eq!(second.try_recv().unwrap().text, "heard");
     }
 
     #[test]

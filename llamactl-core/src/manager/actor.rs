@@ -118,7 +118,7 @@ pub(crate) struct Actor {
     publish: watch::Sender<InstanceState>,
     activity: Arc<Activity>,
     logs: Arc<LogStore>,
-    rx: mpsc::Receiver<Command>,
+    rx: mpsc::Receiver<Box<Command>>,
     run: Option<Run>,
     /// When the pending automatic restart is due, with its attempt number and delay.
     restart_due: Option<(Instant, u32, Duration)>,
@@ -143,7 +143,7 @@ impl Actor {
         publish: watch::Sender<InstanceState>,
         activity: Arc<Activity>,
         logs: Arc<LogStore>,
-        rx: mpsc::Receiver<Command>,
+        rx: mpsc::Receiver<Box<Command>>,
     ) -> Self {
         Self { ctx, name, state, publish, activity, logs, rx, run: None, restart_due: None }
     }
@@ -202,7 +202,7 @@ impl Actor {
             None => (None, None, None),
         };
         tokio::select! {
-            command = rx.recv() => command.map_or(Event::Closed, Event::Command),
+            command = rx.recv() => command.map_or(Event::Closed, |c| Event::Command(*c)),
             exit = async { match process { Some(p) => p.wait().await, None => pending_forever().await } } => Event::Exited(exit),
             () = async {
                 match ready {

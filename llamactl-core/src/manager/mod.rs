@@ -45,7 +45,8 @@ const NOTICES: usize = 1024;
 #[derive(Debug)]
 struct Handle {
     name: InstanceName,
-    tx: mpsc::Sender<Command>,
+    /// Commands are boxed: a mailbox preallocates room for a block of them per instance.
+    tx: mpsc::Sender<Box<Command>>,
     state: watch::Receiver<InstanceState>,
     activity: Arc<Activity>,
     logs: Arc<LogStore>,
@@ -58,7 +59,7 @@ impl Handle {
         make: impl FnOnce(oneshot::Sender<Result<T, ManagerError>>) -> Command,
     ) -> Result<T, ManagerError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?;
+        self.tx.send(Box::new(make(reply))).await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?;
         answer.await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?
     }
 
@@ -453,7 +454,7 @@ impl Manager {
             };
             let by = name.to_owned();
             let (reply, answer) = oneshot::channel();
-            if victim.tx.send(Command::Evict { by, reply }).await.is_err() {
+            if victim.tx.send(Box::new(Command::Evict { by, reply })).await.is_err() {
                 refused.push((victim.name.clone(), format!("{} is gone", victim.name)));
                 continue;
             }
