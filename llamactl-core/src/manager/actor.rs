@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::activity::Activity;
 use super::backoff::restart_delay;
-use super::config::{EffectiveSettings, ManagerConfig};
+use super::config::{InstanceSettings, ManagerConfig};
 use super::error::ManagerError;
 use super::slots::{SlotReservation, Slots};
 use super::state::{InstanceState, StatusNotice};
@@ -148,38 +148,24 @@ impl Actor {
         Self { ctx, name, state, publish, activity, logs, rx, run: None, restart_due: None }
     }
 
-    fn settings(&self) -> Option<EffectiveSettings> {
+    fn settings(&self) -> Option<InstanceSettings> {
         self.state.options.as_ref().ok().map(|o| self.ctx.config.defaults.apply(o))
     }
 
     pub(crate) async fn run(mut self) {
         loop {
-            let finished = match self.next_event().await {
-                Event::Closed => true,
-                Event::Command(command) => self.handle_command(command).await,
-                Event::Exited(exit) => {
-                    self.on_exit(exit).await;
-                    false
+            match self.next_event().await {
+                Event::Closed => break,
+                Event::Command(command) => {
+                    if self.handle_command(command).await {
+                        break;
+                    }
                 }
-                Event::Ready => {
-                    self.on_ready().await;
-                    false
-                }
-                Event::StartupTimeout => {
-                    self.on_startup_timeout().await;
-                    false
-                }
-                Event::IdleCheck => {
-                    self.on_idle_check().await;
-                    false
-                }
-                Event::RestartDue => {
-                    self.on_restart_due().await;
-                    false
-                }
-            };
-            if finished {
-                break;
+                Event::Exited(exit) => self.on_exit(exit).await,
+                Event::Ready => self.on_ready().await,
+                Event::StartupTimeout => self.on_startup_timeout().await,
+                Event::IdleCheck => self.on_idle_check().await,
+                Event::RestartDue => self.on_restart_due().await,
             }
         }
         // The run (if any) is dropped here: its process group is killed.

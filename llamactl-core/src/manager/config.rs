@@ -9,10 +9,11 @@ use crate::InstanceOptions;
 use crate::backend::BackendsSettings;
 use crate::logs::Rotation;
 
-/// Values for instance options that an instance leaves unset (the Go llamactl's
-/// `instances.default_*` settings).
+/// The instance settings that have defaults: the manager's configuration holds the defaults
+/// (the Go llamactl's `instances.default_*`), and [`InstanceSettings::apply`] gives an
+/// instance's effective values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceDefaults {
+pub struct InstanceSettings {
     /// Restart after an unexpected exit.
     pub auto_restart: bool,
     /// Consecutive automatic restarts before giving up.
@@ -27,7 +28,7 @@ pub struct InstanceDefaults {
     pub startup_timeout: Duration,
 }
 
-impl Default for InstanceDefaults {
+impl Default for InstanceSettings {
     fn default() -> Self {
         Self {
             auto_restart: true,
@@ -40,36 +41,19 @@ impl Default for InstanceDefaults {
     }
 }
 
-/// Instance settings after defaults are applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EffectiveSettings {
-    /// See [`InstanceDefaults::auto_restart`].
-    pub auto_restart: bool,
-    /// See [`InstanceDefaults::max_restarts`].
-    pub max_restarts: u32,
-    /// See [`InstanceDefaults::restart_delay`].
-    pub restart_delay: Duration,
-    /// See [`InstanceDefaults::on_demand_start`].
-    pub on_demand_start: bool,
-    /// See [`InstanceDefaults::idle_timeout`].
-    pub idle_timeout: Duration,
-    /// See [`InstanceDefaults::startup_timeout`].
-    pub startup_timeout: Duration,
-}
-
-impl InstanceDefaults {
-    /// `options` with every unset field taken from these defaults.
+impl InstanceSettings {
+    /// The values for `options`: its own where set, these defaults otherwise.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use llamactl_core::{InstanceOptions, manager::InstanceDefaults};
+    /// use llamactl_core::{InstanceOptions, manager::InstanceSettings};
     /// let options = InstanceOptions::from_json(r#"{"backend_type":"vllm","idle_timeout":"30s"}"#).unwrap();
-    /// let settings = InstanceDefaults::default().apply(&options);
+    /// let settings = InstanceSettings::default().apply(&options);
     /// assert_eq!(settings.idle_timeout, Duration::from_secs(30));
     /// assert!(settings.auto_restart);
     /// ```
-    pub fn apply(&self, options: &InstanceOptions) -> EffectiveSettings {
-        EffectiveSettings {
+    pub fn apply(&self, options: &InstanceOptions) -> InstanceSettings {
+        InstanceSettings {
             auto_restart: options.auto_restart.unwrap_or(self.auto_restart),
             max_restarts: options.max_restarts.unwrap_or(self.max_restarts),
             restart_delay: options.restart_delay.unwrap_or(self.restart_delay),
@@ -95,7 +79,7 @@ pub struct ManagerConfig {
     /// At a limit, stop the least recently used idle instance to make room.
     pub enable_lru_eviction: bool,
     /// Defaults for unset instance options.
-    pub defaults: InstanceDefaults,
+    pub defaults: InstanceSettings,
     /// Interval between readiness probes while an instance starts.
     pub readiness_interval: Duration,
     /// Time a process has to exit after SIGTERM before SIGKILL.
@@ -126,7 +110,7 @@ impl Default for ManagerConfig {
             max_running_instances: None,
             group_limits: BTreeMap::new(),
             enable_lru_eviction: true,
-            defaults: InstanceDefaults::default(),
+            defaults: InstanceSettings::default(),
             readiness_interval: Duration::from_millis(20),
             stop_grace: Duration::from_secs(30),
             kill_timeout: Duration::from_secs(10),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 pub use activity::ActivityGuard;
 pub use backoff::restart_delay;
-pub use config::{EffectiveSettings, InstanceDefaults, ManagerConfig};
+pub use config::{InstanceSettings, ManagerConfig};
 pub use error::{Limit, ManagerError};
 pub use state::{InstanceInfo, InstanceState, Lease, StatusNotice};
 
