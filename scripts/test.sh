@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
 export LLAMACTL_BACKENDS_DIR=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
 
+with_vllm=${LLAMACTL_TEST_VLLM:-0}
 steps="llama mlx"
-if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then steps="$steps vllm"; fi
+if [ "$with_vllm" = 1 ]; then steps="$steps vllm"; fi
 # shellcheck disable=SC2086
 scripts/backends/provision.sh $steps
 # shellcheck disable=SC1091
@@ -20,12 +21,12 @@ source "$LLAMACTL_BACKENDS_DIR/env.sh"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked
-  if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then
+  if [ "$with_vllm" = 1 ]; then
     cargo nextest run -p llamactl-tests --locked --run-ignored only -E 'test(vllm)'
   fi
 else
   cargo test --workspace --locked
-  if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ]; then
+  if [ "$with_vllm" = 1 ]; then
     cargo test -p llamactl-tests --locked --test vllm_lifecycle -- --ignored
   fi
 fi

@@ -14,7 +14,7 @@
 #   LLAMACTL_TEST_GGUF          tiny random GGUF model
 #   LLAMACTL_TEST_MLX_SERVER    mlx_lm.server from a venv (CPU build of mlx)
 #   LLAMACTL_TEST_HF_MODEL      tiny random Hugging Face-format Llama folder (mlx_lm and vLLM)
-#   LLAMACTL_TEST_VLLM          vllm command (only when provisioned)
+#   LLAMACTL_TEST_VLLM_COMMAND  vllm command (only when provisioned)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -157,7 +157,7 @@ provision_vllm() {
     ensure_venv "$DIR/venv-models" numpy safetensors tokenizers
     provision_hf_model "$DIR/venv-models/bin/python"
   fi
-  echo "export LLAMACTL_TEST_VLLM='$venv/bin/vllm'" >>"$ENV_TMP"
+  echo "export LLAMACTL_TEST_VLLM_COMMAND='$venv/bin/vllm'" >>"$ENV_TMP"
 }
 
 command -v python3 >/dev/null || ensure_apt python3 python3

@@ -75,7 +75,7 @@ pub fn tiny_hf_model() -> PathBuf {
 
 /// The `vllm` command (opt-in).
 pub fn vllm() -> PathBuf {
-    provisioned("LLAMACTL_TEST_VLLM")
+    provisioned("LLAMACTL_TEST_VLLM_COMMAND")
 }
 
 /// A block of 50 ports for one test. Tests run in parallel processes, so the block depends on
