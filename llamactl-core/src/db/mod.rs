@@ -1,6 +1,7 @@
 //! Persistence: the [`Database`] trait and its records. All of the manager's persistence goes
 //! through this trait; [`SqliteDatabase`] is the implementation that ships.
 
+mod api_keys;
 mod sqlite;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, OptionsError, TransitionReason};
 
+pub use api_keys::{ApiKeyRecord, InstanceRights, NewApiKey, PermissionMode};
 pub use sqlite::SqliteDatabase;
 
 /// A failed database operation.
@@ -210,6 +212,35 @@ pub trait Database: Send + Sync + fmt::Debug {
 
     /// Events of one instance, oldest first.
     async fn events(&self, name: &str, query: EventQuery) -> Result<Vec<InstanceEvent>, DbError>;
+
+    /// Creates several instances at once, all or none (for importing legacy definitions);
+    /// fails with [`DbError::AlreadyExists`] naming the first that exists.
+    async fn import_instances(&self, instances: &[(InstanceName, InstanceOptions)]) -> Result<(), DbError>;
+
+    /// Stores an API key; fails with [`DbError::NotFound`] naming an instance in its rights that
+    /// does not exist.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError>;
+
+    /// Every API key, by id.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError>;
+
+    /// One API key by row id.
+    async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError>;
+
+    /// The key with this lookup id (an indexed query, whatever the number of keys).
+    async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError>;
+
+    /// Keys carried over from the Go llamactl that have no SHA-256 token yet.
+    async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError>;
+
+    /// Gives a key its lookup id and SHA-256 (after verifying it once by other means).
+    async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError>;
+
+    /// Records that a key was used.
+    async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError>;
+
+    /// Deletes a key; `false` if there was none.
+    async fn delete_api_key(&self, id: i64) -> Result<bool, DbError>;
 
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<(), DbError>;

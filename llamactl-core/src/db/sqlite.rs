@@ -16,7 +16,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, StoredInstance, Transition};
+mod api_keys;
+
+use super::{
+    ApiKeyRecord, Database, DbError, EventQuery, InstanceEvent, NewApiKey, RuntimeRecord, StoredInstance, Transition,
+};
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -411,6 +415,79 @@ impl Database for SqliteDatabase {
                 })
             })
             .collect()
+    }
+
+    async fn import_instances(&self, instances: &[(InstanceName, InstanceOptions)]) -> Result<(), DbError> {
+        let now = now_seconds();
+        let mut tx = self.begin_write().await?;
+        for (name, options) in instances {
+            let inserted = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
+                 RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(now)
+            .bind(now)
+            .bind(options_json(options)?)
+            .fetch_one(&mut *tx)
+            .await;
+            let id = match inserted {
+                Ok(id) => id,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(DbError::AlreadyExists(name.to_string()));
+                }
+                Err(e) => return Err(map_err(e)),
+            };
+            write_runtime(&mut tx, id, &RuntimeRecord::default()).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError> {
+        let mut tx = self.begin_write().await?;
+        let id = api_keys::create(&mut tx, key).await?;
+        tx.commit().await.map_err(map_err)?;
+        api_keys::get(&self.writer, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
+        api_keys::list(&self.reader).await
+    }
+
+    async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError> {
+        api_keys::get(&self.reader, id).await
+    }
+
+    async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError> {
+        api_keys::find(&self.reader, lookup_id).await
+    }
+
+    async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
+        api_keys::legacy(&self.reader).await
+    }
+
+    async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {
+        let mut tx = self.begin_write().await?;
+        api_keys::set_token(&mut tx, id, lookup_id, sha256).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at.timestamp())
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_api_key(&self, id: i64) -> Result<bool, DbError> {
+        let result =
+            sqlx::query("DELETE FROM api_keys WHERE id = ?").bind(id).execute(&self.writer).await.map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn ping(&self) -> Result<(), DbError> {

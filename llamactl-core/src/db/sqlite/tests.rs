@@ -292,3 +292,104 @@ async fn wal_and_durability_settings_are_in_force() {
     assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
     assert!(busy >= 5_000, "busy_timeout {busy}");
 }
+
+fn new_key(lookup: &str, rights: Vec<crate::db::InstanceRights>) -> crate::db::NewApiKey {
+    crate::db::NewApiKey {
+        name: format!("key {lookup}"),
+        user_id: "u".into(),
+        lookup_id: lookup.into(),
+        sha256: format!("{lookup:0>64}"),
+        permission_mode: crate::db::PermissionMode::PerInstance,
+        expires_at: None,
+        rights,
+    }
+}
+
+fn rights(instance: &str, infer: bool, start: bool, evict: bool) -> crate::db::InstanceRights {
+    crate::db::InstanceRights { instance: instance.into(), can_infer: infer, can_start: start, can_evict: evict }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_lookup_id_with_their_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = file_db(&dir).await;
+    db.create(&name("a"), &vllm("m")).await.unwrap();
+    db.create(&name("b"), &vllm("m")).await.unwrap();
+    let key = db
+        .create_api_key(&new_key("k1", vec![rights("a", true, true, false), rights("b", true, false, true)]))
+        .await
+        .unwrap();
+    assert_eq!(key.rights, [rights("a", true, true, false), rights("b", true, false, true)]);
+    db.create_api_key(&new_key("k2", vec![])).await.unwrap();
+
+    let found = db.find_api_key("k1").await.unwrap().unwrap();
+    assert_eq!(found, key);
+    assert!(db.find_api_key("nope").await.unwrap().is_none());
+    let all = db.list_api_keys().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].rights.len(), 2);
+    assert!(all[1].rights.is_empty());
+
+    // Rights go with their instance; the key stays.
+    db.delete("b").await.unwrap();
+    assert_eq!(db.get_api_key(key.id).await.unwrap().unwrap().rights, [rights("a", true, true, false)]);
+    // A key's token and rights go with it.
+    assert!(db.delete_api_key(key.id).await.unwrap());
+    assert!(db.find_api_key("k1").await.unwrap().is_none());
+    let leftover: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM key_instance_rights").fetch_one(&db.reader).await.unwrap();
+    assert_eq!(leftover, 0);
+}
+
+#[tokio::test]
+async fn a_key_for_an_unknown_instance_is_not_stored() {
+    let db = SqliteDatabase::open_in_memory().await.unwrap();
+    let err = db.create_api_key(&new_key("k", vec![rights("ghost", true, false, false)])).await.unwrap_err();
+    assert!(matches!(err, DbError::NotFound(ref n) if n == "ghost"), "{err}");
+    assert!(db.list_api_keys().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn lookup_ids_are_unique() {
+    let db = SqliteDatabase::open_in_memory().await.unwrap();
+    db.create_api_key(&new_key("same", vec![])).await.unwrap();
+    assert!(db.create_api_key(&new_key("same", vec![])).await.is_err());
+    assert_eq!(db.list_api_keys().await.unwrap().len(), 1, "the failed insert left nothing");
+}
+
+#[tokio::test]
+async fn go_llamactl_keys_are_legacy_until_given_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llamactl.db");
+    {
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(GO_SCHEMA).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    let legacy = db.legacy_api_keys().await.unwrap();
+    assert_eq!(legacy.len(), 1);
+    assert!(legacy[0].legacy_hash.as_deref().unwrap().starts_with("$argon2id$"));
+    assert_eq!(legacy[0].rights, [rights("llama", true, false, false)], "Go's can_infer carries over");
+    db.set_api_key_token(legacy[0].id, "upgraded", &"f".repeat(64)).await.unwrap();
+    assert!(db.legacy_api_keys().await.unwrap().is_empty());
+    let upgraded = db.find_api_key("upgraded").await.unwrap().unwrap();
+    assert_eq!(upgraded.id, legacy[0].id);
+    assert_eq!(upgraded.legacy_hash, None);
+    db.touch_api_key(upgraded.id, Utc::now()).await.unwrap();
+    assert!(db.get_api_key(upgraded.id).await.unwrap().unwrap().last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn importing_instances_is_all_or_nothing() {
+    let db = SqliteDatabase::open_in_memory().await.unwrap();
+    db.create(&name("taken"), &vllm("m")).await.unwrap();
+    let batch = vec![(name("new1"), vllm("a")), (name("taken"), vllm("b")), (name("new2"), vllm("c"))];
+    let err = db.import_instances(&batch).await.unwrap_err();
+    assert!(matches!(err, DbError::AlreadyExists(ref n) if n == "taken"), "{err}");
+    assert_eq!(db.load_all().await.unwrap().len(), 1, "nothing of the batch was kept");
+    db.import_instances(&[(name("new1"), vllm("a")), (name("new2"), vllm("c"))]).await.unwrap();
+    let names: Vec<String> = db.load_all().await.unwrap().iter().map(|i| i.name.to_string()).collect();
+    assert_eq!(names, ["new1", "new2", "taken"]);
+}
