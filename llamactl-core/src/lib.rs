@@ -42,7 +42,10 @@ mod name;
 mod reason;
 mod status;
 
-pub use db::{Database, DbError, EventQuery, InstanceEvent, RuntimeRecord, SqliteDatabase, StoredInstance, Transition};
+pub use db::{
+    Database, DbError, EventQuery, ImportedInstance, InstanceEvent, RuntimeRecord, SqliteDatabase, StoredInstance,
+    Transition,
+};
 pub use manager::{InstanceInfo, Lease, Manager, ManagerConfig, ManagerError};
 pub use name::{InstanceName, MAX_NAME_LEN, NameError};
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};

@@ -147,6 +147,19 @@ pub struct InstanceEvent {
     pub port: Option<u16>,
 }
 
+/// An instance definition brought in from elsewhere (the Go llamactl's JSON files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedInstance {
+    /// Name.
+    pub name: InstanceName,
+    /// Options.
+    pub options: InstanceOptions,
+    /// Original creation time (now if unknown).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Whether it should run: a definition that was running is started on the next boot.
+    pub desired_state: DesiredState,
+}
+
 /// Which events to read: ids after `after_id`, at most `limit`, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventQuery {
@@ -215,7 +228,7 @@ pub trait Database: Send + Sync + fmt::Debug {
 
     /// Creates several instances at once, all or none (for importing legacy definitions);
     /// fails with [`DbError::AlreadyExists`] naming the first that exists.
-    async fn import_instances(&self, instances: &[(InstanceName, InstanceOptions)]) -> Result<(), DbError>;
+    async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError>;
 
     /// Stores an API key; fails with [`DbError::NotFound`] naming an instance in its rights that
     /// does not exist.

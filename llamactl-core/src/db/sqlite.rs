@@ -19,7 +19,8 @@ use sqlx::{Row, Sqlite, Transaction};
 mod api_keys;
 
 use super::{
-    ApiKeyRecord, Database, DbError, EventQuery, InstanceEvent, NewApiKey, RuntimeRecord, StoredInstance, Transition,
+    ApiKeyRecord, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, NewApiKey, RuntimeRecord,
+    StoredInstance, Transition,
 };
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
@@ -417,16 +418,16 @@ impl Database for SqliteDatabase {
             .collect()
     }
 
-    async fn import_instances(&self, instances: &[(InstanceName, InstanceOptions)]) -> Result<(), DbError> {
+    async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError> {
         let now = now_seconds();
         let mut tx = self.begin_write().await?;
-        for (name, options) in instances {
+        for ImportedInstance { name, options, created_at, desired_state } in instances {
             let inserted = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
                  RETURNING id",
             )
             .bind(name.as_str())
-            .bind(now)
+            .bind(created_at.map_or(now, |t| t.timestamp()))
             .bind(now)
             .bind(options_json(options)?)
             .fetch_one(&mut *tx)
@@ -438,7 +439,8 @@ impl Database for SqliteDatabase {
                 }
                 Err(e) => return Err(map_err(e)),
             };
-            write_runtime(&mut tx, id, &RuntimeRecord::default()).await?;
+            let runtime = RuntimeRecord { desired_state: *desired_state, ..RuntimeRecord::default() };
+            write_runtime(&mut tx, id, &runtime).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(())

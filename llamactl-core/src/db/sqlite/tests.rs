@@ -385,11 +385,27 @@ async fn go_llamactl_keys_are_legacy_until_given_a_token() {
 async fn importing_instances_is_all_or_nothing() {
     let db = SqliteDatabase::open_in_memory().await.unwrap();
     db.create(&name("taken"), &vllm("m")).await.unwrap();
-    let batch = vec![(name("new1"), vllm("a")), (name("taken"), vllm("b")), (name("new2"), vllm("c"))];
+    let imported = |n: &str, desired| crate::db::ImportedInstance {
+        name: name(n),
+        options: vllm(n),
+        created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0),
+        desired_state: desired,
+    };
+    let batch = vec![
+        imported("new1", DesiredState::Running),
+        imported("taken", DesiredState::Stopped),
+        imported("new2", DesiredState::Stopped),
+    ];
     let err = db.import_instances(&batch).await.unwrap_err();
     assert!(matches!(err, DbError::AlreadyExists(ref n) if n == "taken"), "{err}");
     assert_eq!(db.load_all().await.unwrap().len(), 1, "nothing of the batch was kept");
-    db.import_instances(&[(name("new1"), vllm("a")), (name("new2"), vllm("c"))]).await.unwrap();
-    let names: Vec<String> = db.load_all().await.unwrap().iter().map(|i| i.name.to_string()).collect();
+    db.import_instances(&[imported("new1", DesiredState::Running), imported("new2", DesiredState::Stopped)])
+        .await
+        .unwrap();
+    let all = db.load_all().await.unwrap();
+    let names: Vec<String> = all.iter().map(|i| i.name.to_string()).collect();
     assert_eq!(names, ["new1", "new2", "taken"]);
+    assert_eq!(all[0].created_at.timestamp(), 1_700_000_000, "the original creation time is kept");
+    assert_eq!(all[0].runtime.desired_state, DesiredState::Running);
+    assert_eq!(all[1].runtime.desired_state, DesiredState::Stopped);
 }

@@ -1,0 +1,1 @@
+//! `${VAR}` and `${VAR:-default}` expansion in configuration text. (To be written.)

@@ -1,0 +1,1 @@
+//! Loading the configuration: defaults < YAML file < `LLAMACTL_*` environment. (To be written.)

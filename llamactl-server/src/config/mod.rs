@@ -1,0 +1,341 @@
+//! The server's configuration: the Go llamactl's YAML keys and `LLAMACTL_*` environment
+//! variables, plus llamactl's own additions. Loading (defaults < YAML file < environment,
+//! `${VAR}` expansion, errors naming the key and the file) is in [`load`].
+
+mod expand;
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use llamactl_core::ManagerConfig;
+use llamactl_core::backend::{BackendSettings, BackendsSettings};
+use llamactl_core::logs::Rotation;
+use llamactl_core::manager::InstanceSettings;
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, LoadedConfig, load};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Backend commands.
+    pub backends: BackendsConfig,
+    /// Instance defaults and limits.
+    pub instances: InstancesConfig,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Name of this node.
+    pub local_node: String,
+    /// Other nodes (multi-node setups; kept for compatibility, not used yet).
+    pub nodes: BTreeMap<String, NodeConfig>,
+    /// Folder for the database, logs and legacy instance files (default: the platform's data
+    /// folder, `~/.local/share/llamactl` on Linux).
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// CORS origins allowed (empty: no CORS headers).
+    pub allowed_origins: Vec<String>,
+    /// CORS request headers allowed.
+    pub allowed_headers: Vec<String>,
+    /// Serve the interactive API documentation at `/swagger-ui`.
+    pub enable_swagger: bool,
+    /// Headers added to every response.
+    pub response_headers: BTreeMap<String, String>,
+    /// Log format: `plain` or `json`.
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run on shutdown before they are cut.
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            allowed_origins: Vec::new(),
+            allowed_headers: Vec::new(),
+            enable_swagger: true,
+            response_headers: BTreeMap::new(),
+            log_format: LogFormat::Plain,
+            max_body_bytes: 64 * 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+/// `backends.*`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// `backends.llama-cpp`
+    #[serde(rename = "llama-cpp")]
+    pub llama_cpp: BackendConfig,
+    /// `backends.vllm`
+    pub vllm: BackendConfig,
+    /// `backends.mlx`
+    pub mlx: BackendConfig,
+}
+
+/// One backend's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Program (default: llama-server, vllm, mlx_lm.server).
+    pub command: Option<String>,
+    /// Arguments before the instance's own.
+    pub args: Vec<String>,
+    /// Environment for every instance of this backend.
+    pub environment: BTreeMap<String, String>,
+    /// Docker settings (used by the Docker runtime, not yet available).
+    pub docker: DockerConfig,
+    /// Headers added to responses proxied from this backend.
+    pub response_headers: BTreeMap<String, String>,
+}
+
+/// `backends.<name>.docker`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Run instances of this backend as containers by default.
+    pub enabled: bool,
+    /// Image.
+    pub image: Option<String>,
+    /// Extra `docker run` arguments.
+    pub args: Vec<String>,
+    /// Container environment.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// `instances.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstancesConfig {
+    /// Ports for instances without a pinned port: `[start, end]`.
+    pub port_range: [u16; 2],
+    /// Most instances defined (-1: no limit).
+    pub max_instances: i64,
+    /// Most instances running at once (-1: no limit).
+    pub max_running_instances: i64,
+    /// Most instances running at once per group.
+    pub group_limits: BTreeMap<String, usize>,
+    /// At a limit, stop the least recently used idle instance to make room.
+    pub enable_lru_eviction: bool,
+    /// Default `idle_timeout`, minutes (0: never).
+    pub default_idle_timeout: u64,
+    /// Default `auto_restart`.
+    pub default_auto_restart: bool,
+    /// Default `max_restarts`.
+    pub default_max_restarts: u32,
+    /// Default `restart_delay`, seconds.
+    pub default_restart_delay: u64,
+    /// Default `on_demand_start`.
+    pub default_on_demand_start: bool,
+    /// How long a request waits for an on-demand start, seconds.
+    pub on_demand_start_timeout: u64,
+    /// Most requests waiting at once for one instance to start (more: 503).
+    pub on_demand_queue_size: usize,
+    /// Kept for compatibility: llamactl checks idle times exactly, not on an interval.
+    pub timeout_check_interval: u64,
+    /// How long a backend may take to become ready, seconds.
+    pub startup_timeout: u64,
+    /// Grace period between SIGTERM and SIGKILL when stopping, seconds.
+    pub stop_timeout: u64,
+    /// Folder of instance logs (default: `<data_dir>/logs`).
+    pub logs_dir: Option<PathBuf>,
+    /// Folder of the Go llamactl's per-instance JSON files, imported once (default:
+    /// `<data_dir>/instances`).
+    pub instances_dir: Option<PathBuf>,
+    /// Rotate log files.
+    pub log_rotation_enabled: bool,
+    /// Rotate a log file at this size, megabytes.
+    pub log_rotation_max_size: u64,
+    /// Kept for compatibility: rotated logs are not compressed.
+    pub log_rotation_compress: bool,
+}
+
+impl Default for InstancesConfig {
+    fn default() -> Self {
+        let defaults = InstanceSettings::default();
+        Self {
+            port_range: [8000, 9000],
+            max_instances: -1,
+            max_running_instances: -1,
+            group_limits: BTreeMap::new(),
+            enable_lru_eviction: true,
+            default_idle_timeout: 0,
+            default_auto_restart: defaults.auto_restart,
+            default_max_restarts: defaults.max_restarts,
+            default_restart_delay: defaults.restart_delay.as_secs(),
+            default_on_demand_start: defaults.on_demand_start,
+            on_demand_start_timeout: 120,
+            on_demand_queue_size: 1024,
+            timeout_check_interval: 5,
+            startup_timeout: defaults.startup_timeout.as_secs(),
+            stop_timeout: 30,
+            logs_dir: None,
+            instances_dir: None,
+            log_rotation_enabled: true,
+            log_rotation_max_size: 100,
+            log_rotation_compress: false,
+        }
+    }
+}
+
+/// `database.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// SQLite file (default: `<data_dir>/llamactl.db`).
+    pub path: Option<PathBuf>,
+    /// Kept for compatibility (SQLite uses one writer and a small read pool).
+    pub max_open_connections: u32,
+    /// Kept for compatibility.
+    pub max_idle_connections: u32,
+    /// Kept for compatibility.
+    pub connection_max_lifetime: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { path: None, max_open_connections: 25, max_idle_connections: 5, connection_max_lifetime: "5m".into() }
+    }
+}
+
+/// `auth.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Inference routes (`/v1/*`, `/llama-cpp/*`) need a key.
+    pub require_inference_auth: bool,
+    /// Management routes (`/api/v1/*`) need a management key.
+    pub require_management_auth: bool,
+    /// Management keys. If management auth is required and there are none, one is generated at
+    /// start and printed.
+    pub management_keys: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { require_inference_auth: true, require_management_auth: true, management_keys: Vec::new() }
+    }
+}
+
+/// `nodes.<name>`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Base URL of the node's llamactl.
+    pub address: String,
+    /// Its management key.
+    pub api_key: Option<String>,
+}
+
+impl Config {
+    /// The data folder: `data_dir`, else the platform's data folder + `llamactl`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| dirs::data_dir().map(|d| d.join("llamactl")))
+            .unwrap_or_else(|| PathBuf::from("llamactl-data"))
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.database.path.clone().unwrap_or_else(|| self.data_dir().join("llamactl.db"))
+    }
+
+    /// The folder of instance logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.instances.logs_dir.clone().unwrap_or_else(|| self.data_dir().join("logs"))
+    }
+
+    /// The folder of legacy per-instance JSON files.
+    pub fn instances_dir(&self) -> PathBuf {
+        self.instances.instances_dir.clone().unwrap_or_else(|| self.data_dir().join("instances"))
+    }
+
+    /// How long a request waits for an on-demand start.
+    pub fn on_demand_timeout(&self) -> Duration {
+        Duration::from_secs(self.instances.on_demand_start_timeout)
+    }
+
+    /// The core manager's configuration.
+    pub fn manager_config(&self) -> ManagerConfig {
+        let i = &self.instances;
+        let backend = |b: &BackendConfig| BackendSettings {
+            command: b.command.clone(),
+            args: b.args.clone(),
+            environment: b.environment.clone(),
+        };
+        ManagerConfig {
+            port_range: i.port_range[0]..=i.port_range[1],
+            max_running_instances: usize::try_from(i.max_running_instances).ok(),
+            group_limits: i.group_limits.clone(),
+            enable_lru_eviction: i.enable_lru_eviction,
+            defaults: InstanceSettings {
+                auto_restart: i.default_auto_restart,
+                max_restarts: i.default_max_restarts,
+                restart_delay: Duration::from_secs(i.default_restart_delay),
+                on_demand_start: i.default_on_demand_start,
+                idle_timeout: Duration::from_secs(i.default_idle_timeout.saturating_mul(60)),
+                startup_timeout: Duration::from_secs(i.startup_timeout),
+            },
+            stop_grace: Duration::from_secs(i.stop_timeout),
+            logs_dir: Some(self.logs_dir()),
+            log_rotation: Rotation {
+                max_bytes: if i.log_rotation_enabled { i.log_rotation_max_size.saturating_mul(1024 * 1024) } else { 0 },
+                keep: 5,
+            },
+            backends: BackendsSettings {
+                llama_cpp: backend(&self.backends.llama_cpp),
+                mlx_lm: backend(&self.backends.mlx),
+                vllm: backend(&self.backends.vllm),
+            },
+            local_node: if self.local_node.is_empty() { "main".into() } else { self.local_node.clone() },
+            ..ManagerConfig::default()
+        }
+    }
+
+    /// The configuration as JSON with secrets removed (management keys, node keys), for
+    /// `GET /api/v1/config`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        copy.auth.management_keys = copy.auth.management_keys.iter().map(|_| "<redacted>".to_owned()).collect();
+        for node in copy.nodes.values_mut() {
+            if node.api_key.is_some() {
+                node.api_key = Some("<redacted>".into());
+            }
+        }
+        let mut value = serde_json::to_value(copy).unwrap_or_default();
+        value["data_dir"] = serde_json::Value::from(self.data_dir().display().to_string());
+        value
+    }
+}

@@ -1,0 +1,1 @@
+//! One-time import of the Go llamactl's per-instance JSON files. (To be written.)

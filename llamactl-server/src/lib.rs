@@ -1,0 +1,6 @@
+//! llamactl-server as a library: configuration, the one-time import of the Go llamactl's JSON
+//! instance files, the REST API, the OpenAI-compatible proxy and authentication. The binary in
+//! `main.rs` only parses its arguments and calls into this.
+
+pub mod config;
+pub mod legacy_import;
