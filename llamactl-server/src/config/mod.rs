@@ -15,7 +15,7 @@ use llamactl_core::logs::Rotation;
 use llamactl_core::manager::InstanceSettings;
 use serde::{Deserialize, Serialize};
 
-pub use load::{ConfigError, LoadedConfig, load};
+// The loader (`load::load`, `ConfigError`, `LoadedConfig`) is exported here once written.
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
