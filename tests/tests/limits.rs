@@ -175,3 +175,29 @@ async fn two_starts_racing_for_one_slot_both_get_an_answer() {
     assert!(matches!(err, ManagerError::CapacityExhausted { .. }), "the other is told at once: {err}");
     assert_eq!(m.running_count(), 1);
 }
+
+#[tokio::test]
+async fn callers_without_the_right_to_start_or_evict_are_refused() {
+    let t = TestManager::new(|c| c.max_running_instances = Some(1)).await;
+    let m = &t.manager;
+    m.create("running".parse().unwrap(), evictable()).await.unwrap();
+    m.create("wanted".parse().unwrap(), evictable()).await.unwrap();
+    run(m, "running").await;
+    let no_start =
+        llamactl_core::manager::ReadyOptions { timeout: Duration::from_secs(5), may_start: false, may_evict: true };
+    let err = m.ensure_ready_with("wanted", no_start).await.unwrap_err();
+    assert!(matches!(err, ManagerError::NotRunning { .. }), "{err}");
+    // A running instance is served without the right to start.
+    drop(m.ensure_ready_with("running", no_start).await.unwrap());
+
+    let no_evict = llamactl_core::manager::ReadyOptions { may_start: true, may_evict: false, ..no_start };
+    let err = m.ensure_ready_with("wanted", no_evict).await.unwrap_err();
+    assert!(err.to_string().contains("may not evict"), "{err}");
+    assert_eq!(m.get("running").unwrap().status(), InstanceStatus::Running, "nothing was evicted");
+    drop(
+        m.ensure_ready_with("wanted", llamactl_core::manager::ReadyOptions { may_evict: true, ..no_evict })
+            .await
+            .unwrap(),
+    );
+    assert_eq!(m.get("running").unwrap().status(), InstanceStatus::Stopped);
+}

@@ -23,7 +23,7 @@ pub use activity::ActivityGuard;
 pub use backoff::restart_delay;
 pub use config::{InstanceSettings, ManagerConfig};
 pub use error::{Limit, ManagerError};
-pub use state::{InstanceInfo, InstanceState, Lease, StatusNotice};
+pub use state::{InstanceInfo, InstanceState, Lease, ReadyOptions, StatusNotice};
 
 use activity::Activity;
 use actor::{Actor, Command, Context};
@@ -151,6 +151,7 @@ impl Manager {
     fn spawn_actor(&self, stored: StoredInstance) -> Arc<Handle> {
         let ctx = &self.shared.ctx;
         let state = InstanceState {
+            id: stored.id,
             options: stored.options.map(Arc::new),
             created_at: stored.created_at,
             updated_at: stored.updated_at,
@@ -278,7 +279,7 @@ impl Manager {
     async fn start_for(&self, name: &str, reason: TransitionReason) -> Result<(), ManagerError> {
         self.check_running()?;
         let handle = self.handle(name)?;
-        let slot = self.admit(&handle, self.admission_deadline()).await?;
+        let slot = self.admit(&handle, self.admission_deadline(), true).await?;
         handle.ask(|reply| Command::Start { reason, slot, seen_attempt: None, reply }).await
     }
 
@@ -304,7 +305,7 @@ impl Manager {
     pub async fn restart(&self, name: &str) -> Result<InstanceInfo, ManagerError> {
         self.check_running()?;
         let handle = self.handle(name)?;
-        let slot = self.admit(&handle, self.admission_deadline()).await?;
+        let slot = self.admit(&handle, self.admission_deadline(), true).await?;
         handle.ask(|reply| Command::Restart { slot, reply }).await?;
         Ok(self.info_of(&handle))
     }
@@ -314,6 +315,14 @@ impl Manager {
     /// waits at most `timeout`; a caller that gives up (or is dropped) does not disturb the
     /// start or the other callers.
     pub async fn ensure_ready(&self, name: &str, timeout: Duration) -> Result<Lease, ManagerError> {
+        self.ensure_ready_with(name, ReadyOptions { timeout, may_start: true, may_evict: true }).await
+    }
+
+    /// [`ensure_ready`](Manager::ensure_ready) with the caller's rights: without `may_start` a
+    /// stopped instance is not started ([`ManagerError::NotRunning`]); without `may_evict` a
+    /// start at a running limit evicts nothing ([`ManagerError::CapacityExhausted`]).
+    pub async fn ensure_ready_with(&self, name: &str, options: ReadyOptions) -> Result<Lease, ManagerError> {
+        let ReadyOptions { timeout, may_start, may_evict } = options;
         let started = Instant::now();
         let deadline = started + timeout;
         let handle = self.handle(name)?;
@@ -355,7 +364,7 @@ impl Manager {
                             // Idle timeout or eviction got there first: start it again.
                             _ => {}
                         }
-                    } else if !settings.as_ref().is_some_and(|s| s.on_demand_start) {
+                    } else if !may_start || !settings.as_ref().is_some_and(|s| s.on_demand_start) {
                         return Err(ManagerError::NotRunning { name: name.to_owned(), status });
                     }
                     // A start that failed moments ago is reported again rather than retried at
@@ -368,7 +377,7 @@ impl Manager {
                         }
                     }
                     self.check_running()?;
-                    let slot = self.admit(&handle, deadline).await?;
+                    let slot = self.admit(&handle, deadline, may_evict).await?;
                     let ask = handle.ask(|reply| Command::Start {
                         reason: TransitionReason::OnDemand,
                         slot,
@@ -412,8 +421,13 @@ impl Manager {
     }
 
     /// Admits a start of `handle` under the running limits, evicting least recently used idle
-    /// instances if needed and allowed.
-    async fn admit(&self, handle: &Handle, deadline: Instant) -> Result<SlotReservation, ManagerError> {
+    /// instances if needed and allowed (by the configuration and by `may_evict`).
+    async fn admit(
+        &self,
+        handle: &Handle,
+        deadline: Instant,
+        may_evict: bool,
+    ) -> Result<SlotReservation, ManagerError> {
         let ctx = &self.shared.ctx;
         let name = handle.name.as_str();
         let group = handle.group();
@@ -442,6 +456,9 @@ impl Manager {
             };
             if !ctx.config.enable_lru_eviction {
                 return Err(exhausted("LRU eviction is disabled".into(), Duration::from_secs(30)));
+            }
+            if !may_evict {
+                return Err(exhausted("this request may not evict other instances".into(), Duration::from_secs(30)));
             }
             let victim = match self.pick_victim(&limit, name, &refused) {
                 Ok(victim) => victim,

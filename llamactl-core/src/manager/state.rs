@@ -11,6 +11,8 @@ use crate::{InstanceName, InstanceOptions, InstanceStatus, OptionsError, Runtime
 /// The current state of one instance, as its actor last published it.
 #[derive(Debug, Clone)]
 pub struct InstanceState {
+    /// Database row id (stable for the instance's life; API keys refer to instances by it).
+    pub id: i64,
     /// The options, or why the stored ones cannot be read.
     pub options: Result<Arc<InstanceOptions>, OptionsError>,
     /// Creation time.
@@ -89,6 +91,17 @@ impl Lease {
     pub fn request_model(&self) -> Option<&str> {
         self.request_model.as_deref()
     }
+}
+
+/// How [`Manager::ensure_ready_with`](crate::Manager::ensure_ready_with) may act for its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyOptions {
+    /// Longest the caller waits.
+    pub timeout: std::time::Duration,
+    /// The caller may start a stopped instance (subject to its `on_demand_start`).
+    pub may_start: bool,
+    /// The caller's start may evict other instances at a running limit.
+    pub may_evict: bool,
 }
 
 /// A status change, broadcast to subscribers of [`Manager::subscribe_transitions`](crate::Manager::subscribe_transitions).
