@@ -414,6 +414,11 @@ impl Manager {
         Some(Lease { name: handle.name.clone(), listen, request_model, _guard: guard })
     }
 
+    /// A lease on `name` if it is ready right now, without waiting or starting anything.
+    pub fn try_lease(&self, name: &str) -> Option<Lease> {
+        self.lease(&*self.handle(name).ok()?)
+    }
+
     /// Marks one request in flight without starting anything (for callers that route requests
     /// themselves); the idle timer and eviction treat the instance as busy until it is dropped.
     pub fn track_activity(&self, name: &str) -> Result<ActivityGuard, ManagerError> {

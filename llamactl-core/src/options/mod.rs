@@ -21,6 +21,7 @@ mod error;
 pub mod flags;
 mod llama_cpp;
 mod mlx_lm;
+mod parse_command;
 mod vllm;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ pub use error::OptionsError;
 pub use flags::{ExtraArgs, FlashAttention, GpuLayers};
 pub use llama_cpp::LlamaCppOptions;
 pub use mlx_lm::MlxLmOptions;
+pub use parse_command::{ParseCommandError, parse_command};
 pub use vllm::VllmOptions;
 
 /// A short description of a JSON value's type and content, for error messages.
