@@ -1,6 +1,11 @@
 //! llamactl-server as a library: configuration, the one-time import of the Go llamactl's JSON
 //! instance files, the REST API, the OpenAI-compatible proxy and authentication. The binary in
-//! `main.rs` only parses its arguments and calls into this.
+//! `main.rs` only parses its arguments and calls [`app::run`].
 
+pub mod api;
+pub mod app;
+pub mod auth;
 pub mod config;
 pub mod legacy_import;
+pub mod proxy;
+pub mod state;

@@ -1,55 +1,47 @@
-//! `llamactl-server`: opens the instance database, supervises instances and serves the REST
-//! API. This first version serves health, version and read-only instance listings; the full
-//! management API, the OpenAI-compatible proxy, API keys and YAML configuration come next.
+//! `llamactl-server`: loads the configuration and runs the server until SIGINT or SIGTERM.
 
-mod api;
-mod settings;
-
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use llamactl_core::{Database, Manager, SqliteDatabase};
+use clap::{Parser, Subcommand};
+use llamactl_server::config::{self, Config, LogFormat};
 
-use settings::Settings;
+/// Runs and supervises llama.cpp, mlx_lm and vLLM instances behind one OpenAI-compatible
+/// endpoint.
+///
+/// Configuration: defaults, then a YAML file (--config, LLAMACTL_CONFIG_PATH, ./llamactl.yaml,
+/// ./config.yaml, ~/.config/llamactl/config.yaml, /etc/llamactl/config.yaml), then LLAMACTL_*
+/// environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "llamactl-server", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the OpenAPI document of the REST API.
+    ///
+    /// Example: llamactl-server openapi > openapi/openapi.json
+    Openapi,
+    /// Print the effective configuration (secrets removed) and exit.
+    Config,
+}
 
-    let data_dir = settings.data_dir()?;
-    let db_path = settings.database_path(&data_dir);
-    let db = Arc::new(SqliteDatabase::open(&db_path).await.with_context(|| format!("opening {}", db_path.display()))?);
-    let manager =
-        Manager::open(settings.manager_config(&data_dir), db.clone()).await.context("starting the manager")?;
-
-    let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
-    let address = listener.local_addr()?;
-    // Where things are, for the person who started the server. A closed stdout is no reason to
-    // stop serving, so write errors are ignored.
-    let banner = format!(
-        "llamactl-server {} listening on http://{address}\n  database:  {}\n  logs:      {}\n  instances: {} defined\n",
-        env!("CARGO_PKG_VERSION"),
-        db_path.display(),
-        data_dir.join("logs").display(),
-        manager.list().len()
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
-
-    axum::serve(listener, api::router(manager.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    tracing::info!("stopping every instance");
-    manager.shutdown().await;
-    db.close().await;
-    Ok(())
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -67,5 +59,53 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_tracing(config.server.log_format);
+    let address = (config.server.host.clone(), config.server.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+    llamactl_server::app::run(config, listener, shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        match llamactl_server::api::openapi().to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                return ExitCode::SUCCESS;
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(cli.command, Some(Command::Config)) {
+        println!("{}", serde_json::to_string_pretty(&loaded.config.redacted()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(source) = &loaded.source {
+        eprintln!("configuration: {}", source.display());
+    }
+    match serve(loaded.config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The server's configuration: the Go llamactl's YAML keys and `LLAMACTL_*` environment
 //! variables, plus llamactl's own additions. Loading (defaults < YAML file < environment,
-//! `${VAR}` expansion, errors naming the key and the file) is in [`load`].
+//! `${VAR}` expansion, errors naming the key and the file) is in [`load()`].
 
 mod expand;
 mod load;
@@ -15,7 +15,7 @@ use llamactl_core::logs::Rotation;
 use llamactl_core::manager::InstanceSettings;
 use serde::{Deserialize, Serialize};
 
-// The loader (`load::load`, `ConfigError`, `LoadedConfig`) is exported here once written.
+pub use load::{ConfigError, LoadedConfig, load};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

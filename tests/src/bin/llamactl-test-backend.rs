@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 #[derive(Debug, Default)]
@@ -85,16 +86,43 @@ async fn models() -> Json<Value> {
     Json(json!({"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "llamactl-tests"}]}))
 }
 
-async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> Json<Value> {
+async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> axum::response::Response {
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     tokio::time::sleep(state.delay).await;
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        // Four chunks a few milliseconds apart, then [DONE], as OpenAI streams do.
+        let chunks = (0..4).map(move |i| {
+            let chunk = json!({"id": format!("chatcmpl-{n}"), "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {"content": format!("p{i}")}, "finish_reason": Value::Null}]});
+            (i, format!("data: {chunk}\n\n"))
+        });
+        let stream = futures::stream::iter(chunks)
+            .then(|(i, text)| async move {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok::<_, std::convert::Infallible>(text)
+            })
+            .chain(futures::stream::once(async { Ok("data: [DONE]\n\n".to_owned()) }));
+        return ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], axum::body::Body::from_stream(stream))
+            .into_response();
+    }
     Json(json!({
         "id": format!("chatcmpl-{n}"),
         "object": "chat.completion",
-        "model": body.get("model").cloned().unwrap_or(Value::Null),
+        "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     }))
+    .into_response()
+}
+
+/// Echoes what reached the backend: headers, query and the body byte for byte.
+async fn echo(headers: axum::http::HeaderMap, uri: axum::http::Uri, body: axum::body::Bytes) -> Json<Value> {
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("")))).collect();
+    Json(json!({"headers": headers, "query": uri.query(), "body": String::from_utf8_lossy(&body)}))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -149,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/echo", post(echo))
+        .route("/echo", axum::routing::any(echo))
         .with_state(state);
     let address: SocketAddr = format!("{}:{}", options.host, options.port).parse()?;
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot bind {address}"))?;

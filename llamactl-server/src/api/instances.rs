@@ -1,0 +1,272 @@
+//! Instances: definitions (create, read, replace, delete) and lifecycle (start, stop, restart),
+//! with the Go llamactl's paths and JSON.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use llamactl_core::manager::InstanceInfo;
+use llamactl_core::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// An instance: the Go llamactl's fields (`id`, `name`, `status`, `created`, `options`) and
+/// what llamactl adds (desired state, readiness, process, restarts, last transition).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InstanceResponse {
+    /// Row id (API keys' instance permissions refer to it).
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Status: `stopped`, `starting`, `running` (ready), `stopping`, `restarting`, `failed`.
+    #[schema(value_type = String, example = "running")]
+    pub status: InstanceStatus,
+    /// Whether it answers requests now.
+    pub ready: bool,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// The options (absent if the stored ones cannot be read; see `options_error`).
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Value>,
+    /// Why the stored options cannot be read.
+    pub options_error: Option<String>,
+    /// What was last asked for: `running` or `stopped`.
+    #[schema(value_type = String, example = "running")]
+    pub desired_state: DesiredState,
+    /// Backend process id.
+    pub pid: Option<i32>,
+    /// Backend port.
+    pub port: Option<u16>,
+    /// Consecutive automatic restarts.
+    pub restart_count: u32,
+    /// Last failure, with the backend's last output.
+    pub last_error: Option<String>,
+    /// Reason of the last transition, e.g. `{"kind": "idle_timeout"}`.
+    #[schema(value_type = Option<Object>)]
+    pub last_reason: Option<TransitionReason>,
+    /// When the current or last run started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it became ready.
+    pub ready_at: Option<DateTime<Utc>>,
+    /// When the last run ended.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// End of the last request (while running).
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+impl From<&InstanceInfo> for InstanceResponse {
+    fn from(info: &InstanceInfo) -> Self {
+        let state = &info.state;
+        let runtime = &state.runtime;
+        Self {
+            id: state.id,
+            name: info.name.to_string(),
+            status: runtime.status,
+            ready: runtime.status == InstanceStatus::Running,
+            created: state.created_at.timestamp(),
+            options: state.options.as_ref().ok().map(|o| o.to_json_value()),
+            options_error: state.options.as_ref().err().map(ToString::to_string),
+            desired_state: runtime.desired_state,
+            pid: runtime.pid,
+            port: runtime.port,
+            restart_count: runtime.restart_count,
+            last_error: runtime.last_error.clone(),
+            last_reason: runtime.last_reason.clone(),
+            started_at: runtime.started_at,
+            ready_at: runtime.ready_at,
+            stopped_at: runtime.stopped_at,
+            in_flight: info.in_flight,
+            last_activity: info.last_activity,
+        }
+    }
+}
+
+pub(crate) fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
+    name.parse::<InstanceName>().map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
+}
+
+/// Options from a request body: JSON, known fields only, valid; errors name the field.
+pub(crate) fn options_from_body(body: &[u8]) -> Result<InstanceOptions, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let options = InstanceOptions::from_json_value(&value)?;
+    options.reject_unknown_fields()?;
+    options.validate()?;
+    Ok(options)
+}
+
+/// `GET /api/v1/instances`
+#[utoipa::path(get, path = "/api/v1/instances", tag = "Instances",
+    responses((status = 200, body = Vec<InstanceResponse>)),
+    security(("management_key" = [])))]
+pub async fn list(State(state): State<AppState>) -> Json<Vec<InstanceResponse>> {
+    Json(state.manager.list().iter().map(InstanceResponse::from).collect())
+}
+
+/// `GET /api/v1/instances/{name}`
+#[utoipa::path(get, path = "/api/v1/instances/{name}", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json((&state.manager.get(&name)?).into()))
+}
+
+/// `POST /api/v1/instances/{name}`: creates a stopped instance.
+#[utoipa::path(post, path = "/api/v1/instances/{name}", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name: 1-50 of a-z A-Z 0-9 . _ -")),
+    request_body(content = Object, description = "Instance options, the Go llamactl's JSON (backend_type, backend_options, auto_restart, ...)"),
+    responses(
+        (status = 201, body = InstanceResponse),
+        (status = 400, description = "Invalid name or options (the field is named)", body = ErrorBody),
+        (status = 409, description = "Exists already, port pinned by another instance, or max_instances reached", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ),
+    security(("management_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<InstanceResponse>), ApiError> {
+    let name = instance_name(&name)?;
+    let options = options_from_body(&body)?;
+    let max = state.config.instances.max_instances;
+    if max >= 0 && state.manager.list().len() >= usize::try_from(max).unwrap_or(usize::MAX) {
+        return Err(ApiError::new(StatusCode::CONFLICT, "max_instances", format!("max_instances ({max}) reached")));
+    }
+    let info = state.manager.create(name, options).await?;
+    Ok((StatusCode::CREATED, Json((&info).into())))
+}
+
+/// `PUT /api/v1/instances/{name}`: replaces the options; a running instance restarts with them.
+#[utoipa::path(put, path = "/api/v1/instances/{name}", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    request_body(content = Object, description = "Instance options"),
+    responses(
+        (status = 200, body = InstanceResponse),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    ),
+    security(("management_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    let options = options_from_body(&body)?;
+    Ok(Json((&state.manager.update(&name, options).await?).into()))
+}
+
+/// `DELETE /api/v1/instances/{name}`: stops it if needed and deletes it.
+#[utoipa::path(delete, path = "/api/v1/instances/{name}", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.manager.delete(&name).await?;
+    state.auth.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/instances/{name}/start`: starts it (status `starting`, then `running` once
+/// ready).
+#[utoipa::path(post, path = "/api/v1/instances/{name}/start", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses(
+        (status = 200, body = InstanceResponse), (status = 404, body = ErrorBody),
+        (status = 409, description = "Its port is in use", body = ErrorBody),
+        (status = 503, description = "A running limit is reached and nothing can be evicted; see Retry-After", body = ErrorBody),
+    ),
+    security(("management_key" = [])))]
+pub async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json((&state.manager.start(&name).await?).into()))
+}
+
+/// `POST /api/v1/instances/{name}/stop`
+#[utoipa::path(post, path = "/api/v1/instances/{name}/stop", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json((&state.manager.stop(&name).await?).into()))
+}
+
+/// `POST /api/v1/instances/{name}/restart`
+#[utoipa::path(post, path = "/api/v1/instances/{name}/restart", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn restart(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json((&state.manager.restart(&name).await?).into()))
+}
+
+/// A recorded status transition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventResponse {
+    /// Increasing id (page with `after_id`).
+    pub id: i64,
+    /// Status before.
+    #[schema(value_type = String)]
+    pub from: InstanceStatus,
+    /// Status after.
+    #[schema(value_type = String)]
+    pub to: InstanceStatus,
+    /// Typed reason, e.g. `{"kind": "evicted", "by": "big"}`.
+    #[schema(value_type = Object)]
+    pub reason: TransitionReason,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Backend process id then.
+    pub pid: Option<i32>,
+    /// Backend port then.
+    pub port: Option<u16>,
+}
+
+/// Query of `GET /api/v1/instances/{name}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// Only events with a larger id.
+    pub after_id: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/instances/{name}/events`: the instance's transitions, oldest first.
+#[utoipa::path(get, path = "/api/v1/instances/{name}/events", tag = "Instances",
+    params(("name" = String, Path, description = "Instance name"), EventsQuery),
+    responses((status = 200, body = Vec<EventResponse>), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<EventResponse>>, ApiError> {
+    let query = llamactl_core::EventQuery { after_id: query.after_id, limit: query.limit.unwrap_or(100).min(1000) };
+    let events = state.manager.events(&name, query).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventResponse {
+                id: e.id,
+                from: e.from,
+                to: e.to,
+                reason: e.reason,
+                at: e.at,
+                pid: e.pid,
+                port: e.port,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,171 @@
+//! The server itself: health, readiness, version, configuration, nodes, status events and
+//! metrics.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use llamactl_core::InstanceStatus;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Health and readiness answers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusBody {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: String,
+    /// Why not ready, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// `GET /health`: the manager process is up.
+#[utoipa::path(get, path = "/health", tag = "System", responses((status = 200, body = StatusBody)))]
+pub async fn health() -> Json<StatusBody> {
+    Json(StatusBody { status: "ok".into(), details: None })
+}
+
+/// `GET /ready`: the database answers and the manager accepts work.
+#[utoipa::path(get, path = "/ready", tag = "System",
+    responses((status = 200, body = StatusBody), (status = 503, body = StatusBody)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let problem = match tokio::time::timeout(Duration::from_secs(2), state.manager.database().ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(format!("database: {error}")),
+        Err(_) => Some("database: no answer within 2 s".to_owned()),
+    };
+    match problem {
+        None => Json(StatusBody { status: "ready".into(), details: None }).into_response(),
+        Some(details) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(StatusBody { status: "not_ready".into(), details: Some(details) }))
+                .into_response()
+        }
+    }
+}
+
+/// `GET /api/v1/version`
+#[utoipa::path(get, path = "/api/v1/version", tag = "System",
+    responses((status = 200, description = "Version text", body = String, content_type = "text/plain")),
+    security(("management_key" = [])))]
+pub async fn version() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("llamactl-server {}\n", env!("CARGO_PKG_VERSION")))
+}
+
+/// `GET /api/v1/config`: the effective configuration, secrets removed.
+#[utoipa::path(get, path = "/api/v1/config", tag = "System",
+    responses((status = 200, body = Object)),
+    security(("management_key" = [])))]
+pub async fn config(State(state): State<AppState>) -> Json<Value> {
+    Json(state.config.redacted())
+}
+
+/// A node.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NodeResponse {
+    /// Name.
+    pub name: String,
+    /// Base URL (empty for this node).
+    pub address: String,
+    /// Whether it is this node.
+    pub local: bool,
+}
+
+fn nodes_of(state: &AppState) -> Vec<NodeResponse> {
+    let local = state.manager.config().local_node.clone();
+    let mut nodes = vec![NodeResponse { name: local.clone(), address: String::new(), local: true }];
+    for (name, node) in &state.config.nodes {
+        if *name != local {
+            nodes.push(NodeResponse { name: name.clone(), address: node.address.clone(), local: false });
+        }
+    }
+    nodes
+}
+
+/// `GET /api/v1/nodes`
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "System",
+    responses((status = 200, body = Vec<NodeResponse>)),
+    security(("management_key" = [])))]
+pub async fn nodes(State(state): State<AppState>) -> Json<Vec<NodeResponse>> {
+    Json(nodes_of(&state))
+}
+
+/// `GET /api/v1/nodes/{name}`
+#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "System",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 200, body = NodeResponse), (status = 404, body = ErrorBody)),
+    security(("management_key" = [])))]
+pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<NodeResponse>, ApiError> {
+    nodes_of(&state)
+        .into_iter()
+        .find(|n| n.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("node {name} not found")))
+}
+
+/// `GET /api/v1/events`: every status change of every instance, as server-sent events
+/// (`event: status`, data: `{"name","from","to","reason","at"}`).
+#[utoipa::path(get, path = "/api/v1/events", tag = "System",
+    responses((status = 200, description = "text/event-stream of status changes", content_type = "text/event-stream")),
+    security(("management_key" = [])))]
+pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
+    let stream = BroadcastStream::new(state.manager.subscribe_transitions()).map(|item| {
+        Ok::<_, Infallible>(match item {
+            Ok(notice) => Event::default().event("status").data(serde_json::to_string(&notice).unwrap_or_default()),
+            Err(_) => Event::default().event("lagged").data("some status changes were skipped"),
+        })
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// `GET /metrics`: Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "System",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
+    security(("management_key" = [])))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    text.push_str("# HELP llamactl_instances Instances by status.\n# TYPE llamactl_instances gauge\n");
+    let list = state.manager.list();
+    for status in InstanceStatus::ALL {
+        let count = list.iter().filter(|i| i.status() == status).count();
+        text.push_str(&format!("llamactl_instances{{status=\"{status}\"}} {count}\n"));
+    }
+    let in_flight: u32 = list.iter().map(|i| i.in_flight).sum();
+    text.push_str(&format!(
+        "# HELP llamactl_requests_in_flight Proxied requests in flight.\n# TYPE llamactl_requests_in_flight gauge\nllamactl_requests_in_flight {in_flight}\n"
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Counts transitions by target status and reason, for `/metrics`.
+pub async fn count_transitions(state: AppState) {
+    let mut notices = state.manager.subscribe_transitions();
+    loop {
+        match notices.recv().await {
+            Ok(notice) => {
+                metrics::counter!(
+                    "llamactl_transitions_total",
+                    "to" => notice.to.as_str(),
+                    "reason" => notice.reason.kind()
+                )
+                .increment(1);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// The documentation of unknown routes: `{"error": "not_found"}`.
+pub async fn fallback() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,246 @@
+//! Putting the server together and running it: database, legacy import, manager, keys,
+//! routes and layers, graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use llamactl_core::{BackendType, Database, Manager, SqliteDatabase};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Authenticator, keys};
+use crate::config::{BackendConfig, Config};
+use crate::legacy_import::import_legacy_instances;
+use crate::proxy::Proxy;
+use crate::state::AppState;
+
+/// File in the data folder holding the generated management key.
+pub const MANAGEMENT_KEY_FILE: &str = "management.key";
+
+/// What the server prints when it starts: where it listens and where its data is.
+#[derive(Debug, Clone)]
+pub struct Startup {
+    /// The address it listens on.
+    pub address: SocketAddr,
+    /// The database file.
+    pub database: PathBuf,
+    /// The logs folder.
+    pub logs: PathBuf,
+    /// Instances defined.
+    pub instances: usize,
+    /// A management key generated because none was configured, and the file that keeps it.
+    pub generated_key: Option<(String, PathBuf)>,
+    /// Legacy instance files imported at this start.
+    pub imported: Vec<String>,
+}
+
+impl std::fmt::Display for Startup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "llamactl-server {} listening on http://{}", env!("CARGO_PKG_VERSION"), self.address)?;
+        writeln!(f, "  database:  {}", self.database.display())?;
+        writeln!(f, "  logs:      {}", self.logs.display())?;
+        writeln!(f, "  instances: {} defined", self.instances)?;
+        if !self.imported.is_empty() {
+            writeln!(f, "  imported:  {} legacy instance files ({})", self.imported.len(), self.imported.join(", "))?;
+        }
+        if let Some((key, file)) = &self.generated_key {
+            writeln!(f, "  management key: {key}")?;
+            writeln!(f, "    (generated because auth.management_keys is empty; kept in {})", file.display())?;
+        }
+        writeln!(f, "  API docs:  http://{}/swagger-ui", self.address)
+    }
+}
+
+/// Management keys in force, and the one generated (with its file) if none was configured.
+struct ManagementKeys {
+    keys: Vec<String>,
+    generated: Option<(String, PathBuf)>,
+}
+
+/// The management keys to use: the configured ones, else the one kept in the data folder,
+/// else a new one (written there, readable by the owner only).
+fn management_keys(config: &Config, data_dir: &Path) -> anyhow::Result<ManagementKeys> {
+    if !config.auth.management_keys.is_empty() || !config.auth.require_management_auth {
+        return Ok(ManagementKeys { keys: config.auth.management_keys.clone(), generated: None });
+    }
+    let file = data_dir.join(MANAGEMENT_KEY_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&file) {
+        let key = existing.trim().to_owned();
+        if !key.is_empty() {
+            return Ok(ManagementKeys { keys: vec![key.clone()], generated: Some((key, file)) });
+        }
+    }
+    let key = format!("llamactl-mgmt-{}", &keys::generate().secret[keys::KEY_PREFIX.len()..]);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(&file).with_context(|| format!("cannot write {}", file.display()))?;
+    writeln!(out, "{key}").with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(ManagementKeys { keys: vec![key.clone()], generated: Some((key, file)) })
+}
+
+/// The process-wide Prometheus recorder (installed once; later servers in the same process
+/// share it).
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "metrics recorder not installed");
+                None
+            }
+        })
+        .clone()
+}
+
+fn header_pairs(map: &std::collections::BTreeMap<String, String>) -> Vec<(HeaderName, HeaderValue)> {
+    map.iter()
+        .filter_map(|(name, value)| {
+            Some((HeaderName::try_from(name.as_str()).ok()?, HeaderValue::try_from(value).ok()?))
+        })
+        .collect()
+}
+
+fn backend_headers(config: &Config) -> HashMap<BackendType, Vec<(HeaderName, HeaderValue)>> {
+    let of = |b: &BackendConfig| header_pairs(&b.response_headers);
+    HashMap::from([
+        (BackendType::LlamaCpp, of(&config.backends.llama_cpp)),
+        (BackendType::MlxLm, of(&config.backends.mlx)),
+        (BackendType::Vllm, of(&config.backends.vllm)),
+    ])
+}
+
+/// A running server's parts, for [`run`] and for tests that drive the app in process.
+#[derive(Debug)]
+pub struct Assembled {
+    /// The router with every layer.
+    pub router: Router,
+    /// The shared state.
+    pub state: AppState,
+    /// The database.
+    pub db: Arc<SqliteDatabase>,
+    /// What to print.
+    pub startup: Startup,
+}
+
+/// Opens the data, imports legacy instance files, starts the manager and builds the routes.
+pub async fn assemble(config: Config, address: SocketAddr) -> anyhow::Result<Assembled> {
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    let database = config.database_path();
+    let db = Arc::new(
+        SqliteDatabase::open(&database)
+            .await
+            .with_context(|| format!("cannot open the database {}", database.display()))?,
+    );
+    let report = import_legacy_instances(db.as_ref(), &config.instances_dir()).await?;
+    let ManagementKeys { keys: management, generated: generated_key } = management_keys(&config, &data_dir)?;
+    let manager = Manager::open(config.manager_config(), db.clone()).await.context("cannot start the manager")?;
+    let auth = Arc::new(Authenticator::new(
+        &management,
+        config.auth.require_management_auth,
+        config.auth.require_inference_auth,
+        db.clone(),
+    ));
+    let proxy = Arc::new(Proxy::new(
+        config.instances.on_demand_queue_size,
+        config.on_demand_timeout(),
+        config.server.max_body_bytes,
+        backend_headers(&config),
+    ));
+    let startup = Startup {
+        address,
+        database,
+        logs: config.logs_dir(),
+        instances: manager.list().len(),
+        generated_key,
+        imported: report.imported.clone(),
+    };
+    let config = Arc::new(config);
+    let state = AppState { manager, config: config.clone(), auth, proxy, metrics: metrics_handle() };
+    tokio::spawn(crate::api::system::count_transitions(state.clone()));
+    let router = with_layers(crate::api::router(state.clone()), &config);
+    Ok(Assembled { router, state, db, startup })
+}
+
+fn with_layers(router: Router, config: &Config) -> Router {
+    let extra = Arc::new(header_pairs(&config.server.response_headers));
+    let mut router =
+        router.layer(RequestBodyLimitLayer::new(config.server.max_body_bytes)).layer(TraceLayer::new_for_http());
+    if !extra.is_empty() {
+        router = router.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            let extra = extra.clone();
+            async move {
+                let mut response: Response = next.run(request).await;
+                for (name, value) in extra.iter() {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+                response
+            }
+        }));
+    }
+    if !config.server.allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> =
+            config.server.allowed_origins.iter().filter_map(|o| HeaderValue::try_from(o.as_str()).ok()).collect();
+        let any = config.server.allowed_origins.iter().any(|o| o == "*");
+        let headers: Vec<HeaderName> =
+            config.server.allowed_headers.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()).collect();
+        let cors = CorsLayer::new()
+            .allow_origin(if any { AllowOrigin::any() } else { AllowOrigin::list(origins) })
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(headers);
+        router = router.layer(cors);
+    }
+    router
+}
+
+/// Runs the server on `listener` until `shutdown` completes: then it stops accepting, lets
+/// in-flight requests finish (up to `server.shutdown_timeout_seconds`), stops every instance
+/// and records their statuses.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
+    let address = listener.local_addr()?;
+    let Assembled { router, state, db, startup } = assemble(config, address).await?;
+    // A closed stdout is no reason to stop serving.
+    let _ = std::io::stdout().write_all(startup.to_string().as_bytes());
+    let _ = std::io::stdout().flush();
+
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let serve = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+    tokio::select! {
+        result = serve => result.context("serving")?,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "requests still running after the shutdown grace period are cut");
+        }
+    }
+    tracing::info!("stopping every instance");
+    state.manager.shutdown().await;
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Axum middleware that authenticates a request and leaves its [`Principal`] in the request's
+//! extensions for the handlers.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{AuthError, Principal, presented_key};
+use crate::state::AppState;
+
+/// An authentication or permission failure, answered in the Go llamactl's form:
+/// `{"error": {"message": ..., "type": "authentication_error"}}` (401), or with type
+/// `permission_error` (403).
+#[derive(Debug)]
+pub struct AuthFailure(pub AuthError);
+
+impl IntoResponse for AuthFailure {
+    fn into_response(self) -> Response {
+        let (status, kind) = match self.0 {
+            AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error"),
+            AuthError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
+            _ => (StatusCode::UNAUTHORIZED, "authentication_error"),
+        };
+        let mut response =
+            (status, Json(json!({"error": {"message": self.0.to_string(), "type": kind}}))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The key is taken out of the request before anything is awaited: a request (its body)
+/// cannot be shared across threads.
+async fn identify(state: &AppState, key: Option<String>) -> Result<Principal, AuthFailure> {
+    let key = key.ok_or(AuthFailure(AuthError::Missing))?;
+    state.auth.authenticate(&key).await.map_err(AuthFailure)
+}
+
+fn key_of(request: &Request) -> Option<String> {
+    presented_key(request.headers(), request.uri().query())
+}
+
+/// Management routes: a management key, unless management authentication is turned off.
+pub async fn management_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let principal = if state.auth.management_required() {
+        match identify(&state, key_of(&request)).await {
+            Ok(Principal::Management) => Principal::Management,
+            Ok(_) => {
+                return AuthFailure(AuthError::Forbidden("an inference key cannot use the management API".into()))
+                    .into_response();
+            }
+            Err(failure) => return failure.into_response(),
+        }
+    } else {
+        Principal::Open
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Inference routes: an inference or management key, unless inference authentication is turned
+/// off. Per-instance rights are checked by the handlers once they know the instance.
+pub async fn inference_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let principal = if state.auth.inference_required() {
+        match identify(&state, key_of(&request)).await {
+            Ok(principal) => principal,
+            Err(failure) => return failure.into_response(),
+        }
+    } else {
+        Principal::Open
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}

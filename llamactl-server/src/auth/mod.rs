@@ -1,0 +1,305 @@
+//! Authentication: management keys (from configuration) and inference keys (created over the
+//! API, stored hashed). Keys are read from `Authorization: Bearer`, `X-API-Key` or the
+//! `api_key` query parameter; the proxy strips all three before forwarding.
+
+pub mod keys;
+mod middleware;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use chrono::Utc;
+use llamactl_core::Database;
+use llamactl_core::db::{ApiKeyRecord, InstanceRights, PermissionMode};
+use subtle::ConstantTimeEq;
+
+pub use middleware::{AuthFailure, inference_auth, management_auth};
+
+/// How long a verified key is trusted from memory before the database is asked again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Write `last_used_at` at most this often per key.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Remembered digests of keys that failed the legacy check (bounded).
+const FAILED_LEGACY_MEMORY: usize = 10_000;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Authentication is not required on this route.
+    Open,
+    /// A management key: everything is allowed.
+    Management,
+    /// An inference key.
+    Inference(Arc<InferenceKey>),
+}
+
+/// A verified inference key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferenceKey {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Mode.
+    pub mode: PermissionMode,
+    /// Rights per instance.
+    pub rights: Vec<InstanceRights>,
+}
+
+impl InferenceKey {
+    fn rights(&self, instance: &str) -> Option<&InstanceRights> {
+        self.rights.iter().find(|r| r.instance == instance)
+    }
+}
+
+impl Principal {
+    /// May send inference requests to `instance`.
+    pub fn may_use(&self, instance: &str) -> bool {
+        match self {
+            Self::Open | Self::Management => true,
+            Self::Inference(key) => {
+                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_infer)
+            }
+        }
+    }
+
+    /// May start `instance` on demand.
+    pub fn may_start(&self, instance: &str) -> bool {
+        match self {
+            Self::Open | Self::Management => true,
+            Self::Inference(key) => {
+                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_start)
+            }
+        }
+    }
+
+    /// May have other instances evicted to make room for `instance`.
+    pub fn may_evict(&self, instance: &str) -> bool {
+        match self {
+            Self::Open | Self::Management => true,
+            Self::Inference(key) => {
+                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_evict)
+            }
+        }
+    }
+}
+
+/// Why a key was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No key in the request.
+    #[error("an API key is required (Authorization: Bearer <key>, X-API-Key or ?api_key=)")]
+    Missing,
+    /// Not a key we know.
+    #[error("invalid API key")]
+    Invalid,
+    /// A key we know, past its expiry.
+    #[error("API key expired")]
+    Expired,
+    /// A valid key without the right for this route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The key store failed.
+    #[error("cannot verify the API key: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug)]
+struct Cached {
+    sha256: String,
+    key: Arc<InferenceKey>,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    loaded: Instant,
+}
+
+/// Verifies keys. Cheap to share.
+#[derive(Debug)]
+pub struct Authenticator {
+    management: Vec<[u8; 32]>,
+    require_management: bool,
+    require_inference: bool,
+    db: Arc<dyn Database>,
+    cache: Mutex<HashMap<String, Cached>>,
+    legacy_gate: tokio::sync::Mutex<()>,
+    failed_legacy: Mutex<HashSet<[u8; 32]>>,
+    touched: Mutex<HashMap<i64, Instant>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_key(record: &ApiKeyRecord) -> InferenceKey {
+    InferenceKey {
+        id: record.id,
+        name: record.name.clone(),
+        mode: record.permission_mode,
+        rights: record.rights.clone(),
+    }
+}
+
+impl Authenticator {
+    /// An authenticator for these management keys and requirements.
+    pub fn new(
+        management_keys: &[String],
+        require_management: bool,
+        require_inference: bool,
+        db: Arc<dyn Database>,
+    ) -> Self {
+        Self {
+            management: management_keys.iter().map(|k| keys::sha256(k)).collect(),
+            require_management,
+            require_inference,
+            db,
+            cache: Mutex::new(HashMap::new()),
+            legacy_gate: tokio::sync::Mutex::new(()),
+            failed_legacy: Mutex::new(HashSet::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether management routes need a key.
+    pub fn management_required(&self) -> bool {
+        self.require_management
+    }
+
+    /// Whether inference routes need a key.
+    pub fn inference_required(&self) -> bool {
+        self.require_inference
+    }
+
+    /// Forgets cached keys (after a key was created or deleted).
+    pub fn invalidate(&self) {
+        lock(&self.cache).clear();
+        lock(&self.failed_legacy).clear();
+    }
+
+    fn is_management(&self, presented: &str) -> bool {
+        let digest = keys::sha256(presented);
+        // Check every key, so timing does not tell which one matched.
+        self.management.iter().fold(false, |found, m| found | bool::from(m.ct_eq(&digest)))
+    }
+
+    /// Identifies the holder of `presented`: a management key, or a valid, unexpired
+    /// inference key.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        if self.is_management(presented) {
+            return Ok(Principal::Management);
+        }
+        let Some(lookup) = keys::lookup_id(presented) else {
+            return Err(AuthError::Invalid);
+        };
+        let digest = keys::sha256_hex(presented);
+        let cached = {
+            let cache = lock(&self.cache);
+            cache
+                .get(lookup)
+                .filter(|c| c.loaded.elapsed() < CACHE_TTL)
+                .map(|c| (c.sha256.clone(), c.key.clone(), c.expires_at))
+        };
+        let (stored_digest, key, expires_at) = match cached {
+            Some(hit) => hit,
+            None => match self.db.find_api_key(lookup).await.map_err(|e| AuthError::Unavailable(e.to_string()))? {
+                Some(record) => {
+                    let entry = Cached {
+                        sha256: record.sha256.clone().unwrap_or_default(),
+                        key: Arc::new(to_key(&record)),
+                        expires_at: record.expires_at,
+                        loaded: Instant::now(),
+                    };
+                    let hit = (entry.sha256.clone(), entry.key.clone(), entry.expires_at);
+                    lock(&self.cache).insert(lookup.to_owned(), entry);
+                    hit
+                }
+                None => return self.authenticate_legacy(presented, lookup, &digest).await,
+            },
+        };
+        if !keys::digests_equal(&stored_digest, &digest) {
+            return Err(AuthError::Invalid);
+        }
+        if expires_at.is_some_and(|t| t <= Utc::now()) {
+            return Err(AuthError::Expired);
+        }
+        self.touch(key.id);
+        Ok(Principal::Inference(key))
+    }
+
+    /// A key from the Go llamactl, stored as an Argon2id hash: verified once (one at a time,
+    /// off the async threads), then given a SHA-256 token so later requests are cheap.
+    async fn authenticate_legacy(&self, presented: &str, lookup: &str, digest: &str) -> Result<Principal, AuthError> {
+        let digest_bytes = keys::sha256(presented);
+        if lock(&self.failed_legacy).contains(&digest_bytes) {
+            return Err(AuthError::Invalid);
+        }
+        let _one_at_a_time = self.legacy_gate.lock().await;
+        let legacy = self.db.legacy_api_keys().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        for record in legacy {
+            let Some(hash) = record.legacy_hash.clone() else { continue };
+            let secret = presented.to_owned();
+            let verified = tokio::task::spawn_blocking(move || verify_argon2(&secret, &hash)).await.unwrap_or(false);
+            if verified {
+                self.db
+                    .set_api_key_token(record.id, lookup, digest)
+                    .await
+                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                tracing::info!(key = record.id, "legacy API key verified once and given a SHA-256 token");
+                if record.expires_at.is_some_and(|t| t <= Utc::now()) {
+                    return Err(AuthError::Expired);
+                }
+                self.touch(record.id);
+                return Ok(Principal::Inference(Arc::new(to_key(&record))));
+            }
+        }
+        let mut failed = lock(&self.failed_legacy);
+        if failed.len() >= FAILED_LEGACY_MEMORY {
+            failed.clear();
+        }
+        failed.insert(digest_bytes);
+        Err(AuthError::Invalid)
+    }
+
+    fn touch(&self, id: i64) {
+        let due = {
+            let mut touched = lock(&self.touched);
+            let due = touched.get(&id).is_none_or(|t| t.elapsed() >= TOUCH_EVERY);
+            if due {
+                touched.insert(id, Instant::now());
+            }
+            due
+        };
+        if due {
+            let db = self.db.clone();
+            tokio::spawn(async move {
+                if let Err(error) = db.touch_api_key(id, Utc::now()).await {
+                    tracing::warn!(key = id, %error, "cannot record API key use");
+                }
+            });
+        }
+    }
+}
+
+fn verify_argon2(secret: &str, phc: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    match PasswordHash::new(phc) {
+        Ok(hash) => argon2::Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The key a request carries: `Authorization: Bearer`, then `X-API-Key`, then `?api_key=`.
+pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, k)| k.trim())
+    });
+    let header = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    let from_query = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "api_key").map(|(_, value)| value.into_owned())
+    });
+    bearer.map(str::to_owned).or_else(|| header.map(str::to_owned)).or(from_query).filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+//! The reverse proxy in front of the backends: forwards a request to a ready instance and
+//! streams the answer back chunk by chunk, holding the instance's lease (so it counts as busy)
+//! until the last byte — or until the client goes away, which drops the upstream request too.
+
+pub mod model_field;
+pub mod native;
+pub mod openai;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use llamactl_core::manager::{Lease, ReadyOptions};
+use llamactl_core::{BackendType, Manager};
+
+use crate::api::error::ApiError;
+use crate::auth::Principal;
+
+/// Headers that belong to one connection and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+/// The manager's own credentials, never sent to a backend.
+const CREDENTIALS: &[&str] = &["authorization", "x-api-key"];
+
+/// Proxy settings and state shared by every request.
+#[derive(Debug)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    waiting: Mutex<HashMap<String, usize>>,
+    queue_size: usize,
+    on_demand_timeout: Duration,
+    max_body: usize,
+    response_headers: HashMap<BackendType, Vec<(HeaderName, HeaderValue)>>,
+}
+
+/// A place in an instance's cold-start queue; leaving it frees the place.
+struct QueueSlot<'a> {
+    proxy: &'a Proxy,
+    instance: String,
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.proxy.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = waiting.get_mut(&self.instance) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.instance);
+            }
+        }
+        metrics::gauge!("llamactl_cold_start_queue_depth", "instance" => self.instance.clone()).decrement(1.0);
+    }
+}
+
+impl Proxy {
+    /// A proxy with a cold-start queue of `queue_size` waiters per instance, each waiting at
+    /// most `on_demand_timeout`, and request bodies of at most `max_body` bytes.
+    pub fn new(
+        queue_size: usize,
+        on_demand_timeout: Duration,
+        max_body: usize,
+        response_headers: HashMap<BackendType, Vec<(HeaderName, HeaderValue)>>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Self { client, waiting: Mutex::new(HashMap::new()), queue_size, on_demand_timeout, max_body, response_headers }
+    }
+
+    /// A plain `GET` through the proxy's connection pool (for small management calls to
+    /// backends, such as a router instance's model list).
+    pub async fn get(&self, uri: Uri) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let request = Request::get(uri).body(Body::empty()).unwrap_or_default();
+        self.client.request(request).await
+    }
+
+    /// A JSON `POST` through the proxy's connection pool.
+    pub async fn post_json(
+        &self,
+        uri: Uri,
+        body: &serde_json::Value,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap_or_default();
+        self.client.request(request).await
+    }
+
+    /// Largest request body accepted.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    fn enter_queue(&self, instance: &str) -> Result<QueueSlot<'_>, ApiError> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let count = waiting.entry(instance.to_owned()).or_insert(0);
+        if *count >= self.queue_size {
+            return Err(ApiError::unavailable(
+                "queue_full",
+                format!("{} requests are already waiting for instance {instance} to start", self.queue_size),
+                Duration::from_secs(5),
+            ));
+        }
+        *count += 1;
+        metrics::gauge!("llamactl_cold_start_queue_depth", "instance" => instance.to_owned()).increment(1.0);
+        Ok(QueueSlot { proxy: self, instance: instance.to_owned() })
+    }
+
+    /// A lease on a ready `instance` for `principal`: at once if it is ready; otherwise the
+    /// request waits in the instance's bounded queue while it starts (if the principal may
+    /// start it), up to the on-demand timeout.
+    pub async fn acquire(&self, manager: &Manager, instance: &str, principal: &Principal) -> Result<Lease, ApiError> {
+        if let Some(lease) = manager.try_lease(instance) {
+            return Ok(lease);
+        }
+        if !principal.may_start(instance) {
+            let status = manager.get(instance)?.status();
+            if matches!(status, llamactl_core::InstanceStatus::Stopped | llamactl_core::InstanceStatus::Failed) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("instance {instance} is {status} and this key may not start it"),
+                ));
+            }
+        }
+        let _slot = self.enter_queue(instance)?;
+        let started = Instant::now();
+        let options = ReadyOptions {
+            timeout: self.on_demand_timeout,
+            may_start: principal.may_start(instance),
+            may_evict: principal.may_evict(instance),
+        };
+        let result = manager.ensure_ready_with(instance, options).await;
+        metrics::histogram!("llamactl_cold_start_wait_seconds", "instance" => instance.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        result.map_err(ApiError::from)
+    }
+
+    /// Sends `request` (its path and query already those of the backend, credentials still in
+    /// it) to the leased backend and streams the response back.
+    pub async fn forward(
+        &self,
+        lease: Lease,
+        backend: BackendType,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, ApiError> {
+        let started = Instant::now();
+        let instance = lease.name().to_string();
+        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let target = format!("{}{}", lease.base_url(), strip_api_key(path_and_query));
+        *request.uri_mut() = target.parse::<Uri>().map_err(|e| ApiError::internal(format!("bad upstream URI: {e}")))?;
+        clean_request_headers(request.headers_mut());
+        let response = self.client.request(request).await.map_err(|error| {
+            metrics::counter!("llamactl_proxy_errors_total", "instance" => instance.clone()).increment(1);
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "backend_unreachable",
+                format!("instance {instance} did not answer: {error}"),
+            )
+        })?;
+        let (mut parts, body) = response.into_parts();
+        clean_response_headers(&mut parts.headers);
+        // Tell reverse proxies in front of us not to buffer (streamed completions).
+        parts.headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        if let Some(extra) = self.response_headers.get(&backend) {
+            for (name, value) in extra {
+                parts.headers.insert(name.clone(), value.clone());
+            }
+        }
+        let status = parts.status.as_u16().to_string();
+        let body = LeasedBody { inner: body, _lease: lease, instance, status, started };
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// The request's query without `api_key` (the manager's credential).
+fn strip_api_key(path_and_query: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else { return path_and_query.to_owned() };
+    if !query.split('&').any(|pair| pair == "api_key" || pair.starts_with("api_key=")) {
+        return path_and_query.to_owned();
+    }
+    let kept: Vec<&str> =
+        query.split('&').filter(|pair| !(*pair == "api_key" || pair.starts_with("api_key="))).collect();
+    if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) }
+}
+
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect()
+}
+
+fn clean_request_headers(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter().chain(CREDENTIALS) {
+        headers.remove(*name);
+    }
+    headers.remove(header::HOST);
+}
+
+fn clean_response_headers(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// A backend's response body that holds the instance's lease until it is finished or dropped,
+/// and records the request's metrics when it ends.
+struct LeasedBody {
+    inner: Incoming,
+    _lease: Lease,
+    instance: String,
+    status: String,
+    started: Instant,
+}
+
+impl hyper::body::Body for LeasedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LeasedBody {
+    fn drop(&mut self) {
+        let labels = [("instance", self.instance.clone()), ("status", self.status.clone())];
+        metrics::counter!("llamactl_proxy_requests_total", &labels).increment(1);
+        metrics::histogram!("llamactl_proxy_request_duration_seconds", "instance" => self.instance.clone())
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Reads a whole request body, at most `limit` bytes (more: 413).
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error).is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
+            || error.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", format!("cannot read the request body: {error}"))
+        }
+    })
+}
+
+/// Shared across handlers.
+pub type SharedProxy = Arc<Proxy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_is_removed_from_the_query_and_nothing_else() {
+        assert_eq!(strip_api_key("/v1/x?api_key=secret"), "/v1/x");
+        assert_eq!(strip_api_key("/v1/x?a=1&api_key=secret&b=2"), "/v1/x?a=1&b=2");
+        assert_eq!(strip_api_key("/v1/x?api_keys=1"), "/v1/x?api_keys=1");
+        assert_eq!(strip_api_key("/v1/x"), "/v1/x");
+    }
+
+    #[test]
+    fn credentials_and_hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k"));
+        headers.insert("x-api-key", HeaderValue::from_static("k"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::HOST, HeaderValue::from_static("manager"));
+        clean_request_headers(&mut headers);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
+    }
+}

@@ -1,0 +1,108 @@
+//! Pass-through routes to one named instance: llama.cpp's native endpoints under
+//! `/llama-cpp/{name}/...` (inference keys, on-demand start) and the raw per-instance proxy
+//! `/api/v1/instances/{name}/proxy/...` (management keys, no start).
+
+use axum::extract::{Extension, Path, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use llamactl_core::BackendType;
+
+use super::openai::OpenAiError;
+use crate::api::error::ApiError;
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// `request` with its path replaced by `/rest` (query kept).
+fn with_path(mut request: Request, rest: &str) -> Result<Request, ApiError> {
+    let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let path = format!("/{}{query}", rest.trim_start_matches('/'));
+    *request.uri_mut() = path.parse::<Uri>().map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    Ok(request)
+}
+
+fn backend_of(state: &AppState, name: &str) -> Result<BackendType, ApiError> {
+    let info = state.manager.get(name)?;
+    let options = info.state.options.as_ref().map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(options.backend.backend_type())
+}
+
+/// `/llama-cpp/{name}/{path}`: llama-server's own endpoints (completion, tokenize, slots,
+/// props, ...), started on demand.
+#[utoipa::path(
+    post,
+    path = "/llama-cpp/{name}/{path}",
+    tag = "llama.cpp",
+    params(("name" = String, Path, description = "Instance name"), ("path" = String, Path, description = "llama-server path, e.g. completion")),
+    responses(
+        (status = 200, description = "llama-server's answer"),
+        (status = 400, description = "Not a llama.cpp instance"),
+        (status = 401, description = "Missing or invalid key"),
+        (status = 403, description = "The key may not use this instance"),
+        (status = 404, description = "No such instance"),
+        (status = 503, description = "Not ready in time; see Retry-After"),
+    ),
+    security(("inference_key" = []), ("management_key" = []))
+)]
+pub async fn llama_cpp(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((name, rest)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, OpenAiError> {
+    let backend = backend_of(&state, &name)?;
+    if backend != BackendType::LlamaCpp {
+        return Err(
+            ApiError::bad_request("wrong_backend", format!("instance {name} is not a llama.cpp instance")).into()
+        );
+    }
+    if !principal.may_use(&name) {
+        return Err(
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this key may not use instance {name}")).into()
+        );
+    }
+    let request = with_path(request, &rest)?;
+    let lease = state.proxy.acquire(&state.manager, &name, &principal).await?;
+    Ok(state.proxy.forward(lease, backend, request).await?)
+}
+
+/// `/llama-cpp/{name}/` itself (llama-server's root).
+pub async fn llama_cpp_root(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, OpenAiError> {
+    llama_cpp(state, principal, Path((name, String::new())), request).await
+}
+
+/// `/api/v1/instances/{name}/proxy/{path}`: any request to a running instance, as it is. The
+/// instance is not started: a stopped one answers 503.
+#[utoipa::path(
+    post,
+    path = "/api/v1/instances/{name}/proxy/{path}",
+    tag = "Instances",
+    params(("name" = String, Path, description = "Instance name"), ("path" = String, Path, description = "Backend path")),
+    responses(
+        (status = 200, description = "The backend's answer"),
+        (status = 404, description = "No such instance", body = crate::api::error::ErrorBody),
+        (status = 503, description = "The instance is not running", body = crate::api::error::ErrorBody),
+    ),
+    security(("management_key" = []))
+)]
+pub async fn raw(
+    State(state): State<AppState>,
+    Path((name, rest)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let backend = backend_of(&state, &name)?;
+    let Some(lease) = state.manager.try_lease(&name) else {
+        let status = state.manager.get(&name)?.status();
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_running",
+            format!("instance {name} is {status}; start it first (the raw proxy does not start instances)"),
+        ));
+    };
+    let request = with_path(request, &rest)?;
+    state.proxy.forward(lease, backend, request).await
+}

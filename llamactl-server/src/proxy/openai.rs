@@ -1,0 +1,247 @@
+//! The OpenAI-compatible endpoint: `POST /v1/*` routed by the body's `model` (an instance
+//! name, or `instance/model` for llama.cpp router instances), and `GET /v1/models`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use llamactl_core::{BackendOptions, BackendType, InstanceStatus};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::model_field::{
+    ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
+};
+use super::read_body;
+use crate::api::error::{ApiError, retry_after_header};
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// An error in the OpenAI API's form: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let kind = match error.status {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            s if s.is_client_error() => "invalid_request_error",
+            _ => "server_error",
+        };
+        let body = json!({"error": {"message": error.details, "type": kind, "code": error.code}});
+        let mut response = (error.status, Json(body)).into_response();
+        if let Some(after) = error.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_header(after));
+        }
+        response
+    }
+}
+
+/// Where a `model` value leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The instance.
+    pub instance: String,
+    /// The `model` to send to the backend, if it must change.
+    pub rewrite: Option<String>,
+    /// The instance's backend.
+    pub backend: BackendType,
+}
+
+/// Resolves a request's `model`: an instance name, or `instance/model` for a llama.cpp router
+/// instance (the backend then gets `model`). The backend's own required model name (mlx_lm's
+/// model path, vLLM's served name) replaces the instance name.
+pub fn route(state: &AppState, model: &str) -> Result<Route, ApiError> {
+    let lookup = |name: &str| state.manager.get(name).ok();
+    if let Some(info) = lookup(model) {
+        let options = info.state.options.as_ref().map_err(|e| ApiError::internal(e.to_string()))?;
+        let rewrite = options.backend.as_backend().request_model();
+        return Ok(Route { instance: model.to_owned(), rewrite, backend: options.backend.backend_type() });
+    }
+    if let Some((instance, inner)) = model.split_once('/')
+        && let Some(info) = lookup(instance)
+        && let Ok(options) = info.state.options.as_ref()
+    {
+        return Ok(Route {
+            instance: instance.to_owned(),
+            rewrite: Some(inner.to_owned()),
+            backend: options.backend.backend_type(),
+        });
+    }
+    Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("no instance serves model {model:?}")))
+}
+
+/// The model named by a buffered request body (JSON or multipart).
+fn model_of(content_type: &str, body: &[u8]) -> Result<(ModelField, bool), ApiError> {
+    if let Some(boundary) = multipart_boundary(content_type) {
+        let field = find_multipart_model(body, &boundary)
+            .ok_or_else(|| ApiError::bad_request("missing_model", "the multipart body has no model field"))?;
+        return Ok((field, true));
+    }
+    match find_json_model(body) {
+        Ok(Some(field)) => Ok((field, false)),
+        Ok(None) => Err(ApiError::bad_request("missing_model", "the request body has no \"model\" string")),
+        Err(error) => Err(ApiError::bad_request("invalid_body", error)),
+    }
+}
+
+/// `POST /v1/*`: forwarded to the instance named by the body's `model`.
+#[utoipa::path(
+    post,
+    path = "/v1/{path}",
+    tag = "OpenAI",
+    params(("path" = String, Path, description = "The OpenAI API path, e.g. chat/completions, completions, embeddings, audio/transcriptions, messages")),
+    request_body(content = Object, description = "The OpenAI request; its `model` names the instance (or `instance/model`)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The backend's answer, streamed as it comes"),
+        (status = 400, description = "No model in the body"),
+        (status = 401, description = "Missing or invalid key"),
+        (status = 403, description = "The key may not use this instance"),
+        (status = 404, description = "No instance serves this model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Not ready in time, queue full or limit reached; see Retry-After"),
+    ),
+    security(("inference_key" = []), ("management_key" = []))
+)]
+pub async fn post(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    request: Request,
+) -> Result<Response, OpenAiError> {
+    let (mut parts, body) = request.into_parts();
+    let body = read_body(body, state.proxy.max_body()).await?;
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (field, multipart) = model_of(content_type, &body)?;
+    let route = route(&state, &field.value)?;
+    if !principal.may_use(&route.instance) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key may not use instance {}", route.instance),
+        )
+        .into());
+    }
+    let body = match &route.rewrite {
+        Some(model) if *model != field.value => {
+            let rewritten = if multipart {
+                replace_bytes(&body, field.span, model)
+            } else {
+                replace_json_string(&body, field.span, model)
+            };
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+            Bytes::from(rewritten)
+        }
+        _ => body,
+    };
+    let lease = state.proxy.acquire(&state.manager, &route.instance, &principal).await?;
+    let request = Request::from_parts(parts, Body::from(body));
+    Ok(state.proxy.forward(lease, route.backend, request).await?)
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelEntry {
+    /// Model name to send: the instance name, or `instance/model` for router models.
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// Always `llamactl`.
+    pub owned_by: &'static str,
+    /// The instance's status (an addition to OpenAI's fields).
+    #[schema(value_type = String, example = "running")]
+    pub status: InstanceStatus,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: &'static str,
+    /// The models.
+    pub data: Vec<ModelEntry>,
+}
+
+fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
+    match &options.backend {
+        BackendOptions::LlamaCpp(llama) => {
+            options.preset_ini.is_some()
+                || llama.model.is_none()
+                    && llama.hf_repo.is_none()
+                    && ["models_dir", "models_preset"].iter().any(|k| llama.extra.get(k).is_some())
+        }
+        _ => false,
+    }
+}
+
+/// `GET /v1/models`: the instances this key may use, and the models of running llama.cpp
+/// router instances as `instance/model`.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "OpenAI",
+    responses((status = 200, body = ModelList), (status = 401, description = "Missing or invalid key")),
+    security(("inference_key" = []), ("management_key" = []))
+)]
+pub async fn models(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> Json<ModelList> {
+    let mut data = Vec::new();
+    for info in state.manager.list() {
+        let name = info.name.to_string();
+        if !principal.may_use(&name) {
+            continue;
+        }
+        let created = info.state.created_at.timestamp();
+        let status = info.status();
+        if let Ok(options) = &info.state.options
+            && is_router(options)
+            && status == InstanceStatus::Running
+            && let Some(listen) = &info.state.listen
+        {
+            for model in router_models(&state, &listen.base_url()).await {
+                data.push(ModelEntry {
+                    id: format!("{name}/{model}"),
+                    object: "model",
+                    created,
+                    owned_by: "llamactl",
+                    status,
+                });
+            }
+        }
+        data.push(ModelEntry { id: name, object: "model", created, owned_by: "llamactl", status });
+    }
+    Json(ModelList { object: "list", data })
+}
+
+/// The models a llama.cpp router instance offers (its `GET /models`), empty on any error.
+pub async fn router_models(state: &AppState, base_url: &str) -> Vec<String> {
+    let Ok(uri) = format!("{base_url}/models").parse() else { return Vec::new() };
+    let fetch = async {
+        let response = state.proxy.get(uri).await.ok()?;
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        Some(
+            value["data"]
+                .as_array()?
+                .iter()
+                .filter_map(|m| m["id"].as_str().or_else(|| m["name"].as_str()).map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(2), fetch).await.ok().flatten().unwrap_or_default()
+}

@@ -1,0 +1,25 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use llamactl_core::Manager;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::proxy::Proxy;
+
+/// The state behind every route. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The instance manager.
+    pub manager: Manager,
+    /// The configuration the server runs with.
+    pub config: Arc<Config>,
+    /// Key verification.
+    pub auth: Arc<Authenticator>,
+    /// The reverse proxy.
+    pub proxy: Arc<Proxy>,
+    /// Prometheus metrics, when recording is on.
+    pub metrics: Option<PrometheusHandle>,
+}
