@@ -12,13 +12,15 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
 export LLAMACTL_BACKENDS_DIR=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
 
 with_vllm=${LLAMACTL_TEST_VLLM:-0}
-steps="llama mlx"
+steps="llama mlx clients"
 if [ "$with_vllm" = 1 ]; then steps="$steps vllm"; fi
 # shellcheck disable=SC2086
 scripts/backends/provision.sh $steps
 # shellcheck disable=SC1091
 source "$LLAMACTL_BACKENDS_DIR/env.sh"
 
+# Some tests run the real server binary: build every binary first.
+cargo build --workspace --bins --locked
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked
   if [ "$with_vllm" = 1 ]; then

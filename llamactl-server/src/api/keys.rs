@@ -2,7 +2,7 @@
 //! response fields follow the Go llamactl's (camelCase request fields are accepted too).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use llamactl_core::db::{ApiKeyRecord, InstanceRights, NewApiKey, PermissionMode};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::{Json as ApiJson, Path};
 use crate::auth::keys;
 use crate::state::AppState;
 
@@ -161,7 +162,7 @@ fn rights_from(state: &AppState, request: &CreateKeyRequest) -> Result<Vec<Insta
     security(("management_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Json(request): Json<CreateKeyRequest>,
+    ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<CreateKeyResponse>), ApiError> {
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 100 {

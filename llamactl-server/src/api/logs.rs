@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,8 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
+use super::extract::Query;
 use crate::state::AppState;
 
 /// Query of `GET /api/v1/instances/{name}/logs`.

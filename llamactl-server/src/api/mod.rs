@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod error;
+pub mod extract;
 pub mod instances;
 pub mod keys;
 pub mod logs;
@@ -47,6 +48,67 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The error body of authentication failures and of the OpenAI-compatible routes:
+/// `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NestedErrorBody {
+    /// The error.
+    pub error: NestedError,
+}
+
+/// See [`NestedErrorBody`].
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NestedError {
+    /// What went wrong.
+    pub message: String,
+    /// `authentication_error`, `permission_error`, `invalid_request_error`, `not_found_error`
+    /// or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A machine-readable code (not on authentication errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// Adds the answers every route may give to its documentation: 401 and 403 on authenticated
+/// routes, 400 where there is input, 413 and 415 where there is a body.
+struct StandardResponses;
+
+impl Modify for StandardResponses {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let nested = path.starts_with("/v1/") || path.starts_with("/llama-cpp/");
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = operation.request_body.is_some();
+                let has_input =
+                    has_body || path.contains('{') || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str, schema: &str| {
+                    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+                    let response =
+                        ResponseBuilder::new().description(description).content("application/json", content).build();
+                    responses.entry(status.to_owned()).or_insert(response.into());
+                };
+                if secured {
+                    add("401", "No key, or an invalid or expired key", "NestedErrorBody");
+                    add("403", "The key may not do this", "NestedErrorBody");
+                }
+                let error_schema = if nested { "NestedErrorBody" } else { "ErrorBody" };
+                if has_input {
+                    add("400", "Invalid input; the message names the field", error_schema);
+                }
+                if has_body {
+                    add("413", "Body too large", error_schema);
+                    add("415", "Unsupported content type", error_schema);
+                }
+            }
+        }
+    }
+}
+
 /// The parts of the document that are not collected from routed handlers: wildcard routes
 /// (registered by hand) and the security schemes.
 #[derive(OpenApi)]
@@ -60,6 +122,7 @@ impl Modify for SecuritySchemes {
         license(name = "MIT OR Apache-2.0")
     ),
     paths(openai::post, native::llama_cpp, native::raw),
+    components(schemas(NestedErrorBody, NestedError, error::ErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "Instances", description = "Instance definitions, lifecycle, logs and events"),
@@ -115,6 +178,7 @@ pub fn openapi() -> OpenApiDoc {
     doc.merge(public().into_openapi());
     doc.merge(management().into_openapi());
     doc.merge(inference().into_openapi());
+    StandardResponses.modify(&mut doc);
     doc
 }
 

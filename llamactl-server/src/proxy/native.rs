@@ -2,13 +2,14 @@
 //! `/llama-cpp/{name}/...` (inference keys, on-demand start) and the raw per-instance proxy
 //! `/api/v1/instances/{name}/proxy/...` (management keys, no start).
 
-use axum::extract::{Extension, Path, Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use llamactl_core::BackendType;
 
 use super::openai::OpenAiError;
 use crate::api::error::ApiError;
+use crate::api::extract::Path;
 use crate::auth::Principal;
 use crate::state::AppState;
 
