@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a benchmark and prints its figures (nothing is asserted about time).
-#   scripts/bench.sh readiness     readiness detection lag and start overhead (llama-server, test backend)
-# LLAMACTL_BENCH_ITERATIONS sets the number of rounds (default 20).
+#   scripts/bench.sh readiness [llama-server|test-backend]   readiness detection lag and start overhead
+#   scripts/bench.sh proxy [fixed|llama-server|keys]          proxy throughput, latency, streaming, cold start, key checks
+# LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
@@ -11,4 +12,6 @@ scripts/backends/provision.sh llama
 source "$LLAMACTL_BACKENDS_DIR/env.sh"
 bench=${1:-readiness}
 shift || true
+# Benchmarks that run the real server need its release binary.
+cargo build --release --locked -p llamactl-server
 exec cargo bench --locked -p llamactl-tests --bench "$bench" -- "$@"

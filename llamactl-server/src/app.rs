@@ -20,7 +20,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, keys};
 use crate::config::{BackendConfig, Config};
@@ -181,9 +180,8 @@ pub async fn assemble(config: Config, address: SocketAddr) -> anyhow::Result<Ass
 
 fn with_layers(router: Router, config: &Config) -> Router {
     let extra = Arc::new(header_pairs(&config.server.response_headers));
-    let mut router = router
-        .layer(axum::extract::DefaultBodyLimit::max(config.server.max_body_bytes))
-        .layer(TraceLayer::new_for_http());
+    // Bodies are read by the handlers with this limit, which answer 413 in the API's form.
+    let mut router = router.layer(axum::extract::DefaultBodyLimit::max(config.server.max_body_bytes));
     if !extra.is_empty() {
         router = router.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             let extra = extra.clone();

@@ -194,7 +194,9 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts()
         .0
         .route("/api/v1/instances/{name}/proxy/{*path}", any(native::raw))
-        .route_layer(from_fn_with_state(state.clone(), management_auth));
+        .route_layer(from_fn_with_state(state.clone(), management_auth))
+        // Request spans for management calls only: the proxy's hot path stays lean.
+        .layer(tower_http::trace::TraceLayer::new_for_http());
     let inference = inference()
         .split_for_parts()
         .0

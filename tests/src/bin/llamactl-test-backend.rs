@@ -88,7 +88,10 @@ async fn models() -> Json<Value> {
 
 async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> axum::response::Response {
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
-    tokio::time::sleep(state.delay).await;
+    // Even a zero sleep waits for the next timer tick (a millisecond): skip it.
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
     let model = body.get("model").cloned().unwrap_or(Value::Null);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         // Four chunks a few milliseconds apart, then [DONE], as OpenAI streams do.

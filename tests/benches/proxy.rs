@@ -1,0 +1,367 @@
+//! Proxy benchmarks: the same requests sent to a backend directly and through llamactl-server,
+//! in one run, against the fixed-response test backend and against real llama-server. Prints
+//! figures; asserts nothing about time.
+//!
+//! - requests/s and latency at concurrency 1, 16 and 64, and their ratio to direct
+//! - added p50 and p99 latency at concurrency 1
+//! - streaming time to first byte, direct and through the proxy
+//! - cold start: the first request to a stopped instance, against the backend's own
+//!   spawn-to-ready time
+//! - key verification with 10 and with 100,000 inference keys stored
+//!
+//! Run: `scripts/bench.sh proxy` (`LLAMACTL_BENCH_SECONDS` per measurement, default 3).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use llamactl_core::db::{NewApiKey, PermissionMode};
+use llamactl_core::{Database, SqliteDatabase};
+use llamactl_server::auth::{Authenticator, keys};
+use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, create_instance, server_config};
+use llamactl_tests::{test_backend, tiny_gguf};
+use serde_json::{Value, json};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector)
+}
+
+fn seconds() -> Duration {
+    Duration::from_secs(std::env::var("LLAMACTL_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    key: Option<String>,
+    body: Bytes,
+}
+
+fn request(target: &Target) -> Request<Full<Bytes>> {
+    let mut builder = Request::post(&target.url).header("content-type", "application/json");
+    if let Some(key) = &target.key {
+        builder = builder.header("authorization", format!("Bearer {key}"));
+    }
+    builder.body(Full::new(target.body.clone())).unwrap()
+}
+
+/// Sends requests from `concurrency` tasks for `duration`; returns (requests/s, sorted latencies).
+async fn load(client: &HttpClient, target: &Target, concurrency: usize, duration: Duration) -> (f64, Vec<Duration>) {
+    // Warm the connection pool.
+    for _ in 0..concurrency.min(8) {
+        let response = client.request(request(target)).await.unwrap();
+        assert!(response.status().is_success(), "warm-up answered {}", response.status());
+        response.into_body().collect().await.unwrap();
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, target) = (client.clone(), target.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let response = client.request(request(&target)).await.unwrap();
+                    assert!(response.status().is_success(), "answered {}", response.status());
+                    response.into_body().collect().await.unwrap();
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / elapsed, all)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Median time to the first body byte of a streamed answer, over `rounds` sequential requests.
+async fn time_to_first_byte(client: &HttpClient, target: &Target, rounds: usize) -> Duration {
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let sent = Instant::now();
+        let response = client.request(request(target)).await.unwrap();
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        samples.push(sent.elapsed());
+        body.collect().await.unwrap();
+    }
+    samples.sort();
+    percentile(&samples, 0.5)
+}
+
+async fn compare(label: &str, client: &HttpClient, direct: &Target, proxied: &Target, levels: &[usize]) {
+    println!("== {label}");
+    let mut added = None;
+    for &concurrency in levels {
+        let (direct_rps, direct_lat) = load(client, direct, concurrency, seconds()).await;
+        let (proxy_rps, proxy_lat) = load(client, proxied, concurrency, seconds()).await;
+        println!(
+            "concurrency {concurrency:>3}: direct {direct_rps:>8.0} req/s p50 {:>8.0} us p99 {:>8.0} us | proxy {proxy_rps:>8.0} req/s p50 {:>8.0} us p99 {:>8.0} us | ratio {:.3}",
+            micros(percentile(&direct_lat, 0.5)),
+            micros(percentile(&direct_lat, 0.99)),
+            micros(percentile(&proxy_lat, 0.5)),
+            micros(percentile(&proxy_lat, 0.99)),
+            proxy_rps / direct_rps
+        );
+        if concurrency == 1 {
+            added = Some((
+                micros(percentile(&proxy_lat, 0.5)) - micros(percentile(&direct_lat, 0.5)),
+                micros(percentile(&proxy_lat, 0.99)) - micros(percentile(&direct_lat, 0.99)),
+            ));
+        }
+    }
+    if let Some((p50, p99)) = added {
+        println!("added latency at concurrency 1: p50 {p50:.0} us, p99 {p99:.0} us   [target: p50 < 150 us]");
+    }
+}
+
+async fn spawn_to_ready(program: &str, args: &[String], port: u16) -> Duration {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let probe = llamactl_core::readiness::ReadinessProbe::new();
+    let uri = format!("http://127.0.0.1:{port}/health").parse().unwrap();
+    while !probe.check(&uri, Duration::from_millis(500)).await {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    child.kill().await.unwrap();
+    elapsed
+}
+
+async fn cold_start(
+    server: &SpawnedServer,
+    client: &HttpClient,
+    proxied: &Target,
+    name: &str,
+    rounds: usize,
+) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let stop = llamactl_tests::server::http()
+            .post(format!("{}/api/v1/instances/{name}/stop", server.base))
+            .bearer_auth(MANAGEMENT_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(stop.status().is_success());
+        let sent = Instant::now();
+        let response = client.request(request(proxied)).await.unwrap();
+        assert!(response.status().is_success());
+        response.into_body().collect().await.unwrap();
+        samples.push(sent.elapsed());
+    }
+    samples.sort();
+    percentile(&samples, 0.5)
+}
+
+async fn key_verification() {
+    println!("== key verification (in process)");
+    for count in [10usize, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteDatabase::open(dir.path().join("keys.db")).await.unwrap());
+        let mut secrets = Vec::new();
+        // Bulk insert through the store's own API, one transaction per key: slow, so keys
+        // beyond the first 100 are inserted in one transaction with SQL.
+        for i in 0..count.min(100) {
+            let key = keys::generate();
+            db.create_api_key(&NewApiKey {
+                name: format!("k{i}"),
+                user_id: "bench".into(),
+                lookup_id: key.lookup_id,
+                sha256: key.sha256,
+                permission_mode: PermissionMode::AllowAll,
+                expires_at: None,
+                rights: vec![],
+            })
+            .await
+            .unwrap();
+            secrets.push(key.secret);
+        }
+        if count > 100 {
+            use sqlx::Connection;
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("keys.db").display()))
+                    .await
+                    .unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            for i in 100..count {
+                let key = keys::generate();
+                let id: i64 = sqlx::query_scalar("INSERT INTO api_keys (key_hash, name, user_id, permission_mode, created_at, updated_at) VALUES (?, ?, 'bench', 'allow_all', 1, 1) RETURNING id")
+                    .bind(format!("sha256:{}", key.sha256))
+                    .bind(format!("k{i}"))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO api_key_tokens (api_key_id, lookup_id, sha256) VALUES (?, ?, ?)")
+                    .bind(id)
+                    .bind(&key.lookup_id)
+                    .bind(&key.sha256)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let auth = Authenticator::new(&[], true, true, db.clone());
+        let rounds = 2000;
+        let started = Instant::now();
+        for i in 0..rounds {
+            auth.invalidate();
+            auth.authenticate(&secrets[i % secrets.len()]).await.unwrap();
+        }
+        let uncached = started.elapsed() / rounds as u32;
+        let started = Instant::now();
+        for i in 0..rounds * 10 {
+            auth.authenticate(&secrets[i % secrets.len()]).await.unwrap();
+        }
+        let cached = started.elapsed() / (rounds * 10) as u32;
+        println!(
+            "{count:>7} keys stored: {:>6.1} us per verification from the database, {:>5.2} us from the cache",
+            micros(uncached),
+            micros(cached)
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
+    let client = client();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server_config(dir.path());
+    config.server.log_format = llamactl_server::config::LogFormat::Plain;
+    let server = SpawnedServer::start(dir.path(), &config);
+    let key: Value = llamactl_tests::server::http()
+        .post(format!("{}/api/v1/auth/keys", server.base))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&json!({"name": "bench", "permission_mode": "allow_all"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["key"].as_str().unwrap().to_owned();
+
+    if "fixed".contains(filter.as_str()) {
+        let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
+            "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"]}, "idle_timeout": 0});
+        create_instance(&server.base, "fixed", &options).await;
+        let body = Bytes::from(json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}]}).to_string());
+        let proxied = Target {
+            url: format!("{}/v1/chat/completions", server.base),
+            key: Some(secret.clone()),
+            body: body.clone(),
+        };
+        // The first request starts it; then its port is known.
+        let response = client.request(request(&proxied)).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        let info: Value = llamactl_tests::server::http()
+            .get(format!("{}/api/v1/instances/fixed", server.base))
+            .bearer_auth(MANAGEMENT_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let port = info["port"].as_u64().unwrap();
+        let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
+        compare("fixed-response test backend", &client, &direct, &proxied, &[1, 16, 64]).await;
+
+        let stream_body = Bytes::from(
+            json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}], "stream": true}).to_string(),
+        );
+        let direct_ttfb =
+            time_to_first_byte(&client, &Target { body: stream_body.clone(), ..direct.clone() }, 200).await;
+        let proxy_ttfb = time_to_first_byte(&client, &Target { body: stream_body, ..proxied.clone() }, 200).await;
+        println!(
+            "streaming time to first byte: direct {:.0} us, proxy {:.0} us, added {:.0} us   [target: < 1000 us]",
+            micros(direct_ttfb),
+            micros(proxy_ttfb),
+            micros(proxy_ttfb) - micros(direct_ttfb)
+        );
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let args: Vec<String> = ["--host", "127.0.0.1", "--port", &free.to_string(), "--ready-after-ms", "50"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut bare = Vec::new();
+        for _ in 0..10 {
+            bare.push(spawn_to_ready(&test_backend(), &args, free).await);
+        }
+        bare.sort();
+        let cold = cold_start(&server, &client, &proxied, "fixed", 10).await;
+        let bare = percentile(&bare, 0.5);
+        println!(
+            "cold start (first request to a stopped instance): {:.1} ms; the backend's own spawn-to-ready {:.1} ms; added {:.1} ms   [target: < 50 ms]",
+            cold.as_secs_f64() * 1e3,
+            bare.as_secs_f64() * 1e3,
+            (cold.as_secs_f64() - bare.as_secs_f64()) * 1e3
+        );
+    }
+
+    if "llama-server".contains(filter.as_str()) {
+        let options = json!({"backend_type": "llama_cpp", "backend_options": {"model": tiny_gguf(), "ctx_size": 2048,
+            "gpu_layers": 0, "parallel": 4, "threads": 1, "no_webui": true}, "idle_timeout": 0});
+        create_instance(&server.base, "llama", &options).await;
+        let body = Bytes::from(json!({"model": "llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0}).to_string());
+        let proxied = Target {
+            url: format!("{}/v1/chat/completions", server.base),
+            key: Some(secret.clone()),
+            body: body.clone(),
+        };
+        let response = client.request(request(&proxied)).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        let info: Value = llamactl_tests::server::http()
+            .get(format!("{}/api/v1/instances/llama", server.base))
+            .bearer_auth(MANAGEMENT_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let port = info["port"].as_u64().unwrap();
+        let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
+        compare("llama-server, tiny model, 4 tokens", &client, &direct, &proxied, &[1, 16, 64]).await;
+    }
+
+    if "keys".contains(filter.as_str()) {
+        key_verification().await;
+    }
+    server.terminate();
+}
