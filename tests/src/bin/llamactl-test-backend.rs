@@ -35,12 +35,19 @@ struct Options {
     ignore_sigterm: bool,
     spawn_child: bool,
     response_delay: Duration,
+    stream_chunks: usize,
+    stream_interval: Duration,
     print_env: Vec<String>,
     log_lines: u32,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
-    let mut options = Options { host: "127.0.0.1".into(), ..Options::default() };
+    let mut options = Options {
+        host: "127.0.0.1".into(),
+        stream_chunks: 4,
+        stream_interval: Duration::from_millis(5),
+        ..Options::default()
+    };
     let mut args = std::env::args().skip(1);
     let millis = |value: Option<String>, flag: &str| -> anyhow::Result<Duration> {
         let value = value.with_context(|| format!("{flag} needs a value"))?;
@@ -57,6 +64,8 @@ fn parse_args() -> anyhow::Result<Options> {
             "--ignore-sigterm" => options.ignore_sigterm = true,
             "--spawn-child" => options.spawn_child = true,
             "--response-delay-ms" => options.response_delay = millis(args.next(), "--response-delay-ms")?,
+            "--stream-chunks" => options.stream_chunks = args.next().context("--stream-chunks needs a value")?.parse()?,
+            "--stream-interval-ms" => options.stream_interval = millis(args.next(), "--stream-interval-ms")?,
             "--print-env" => options.print_env.push(args.next().context("--print-env needs a value")?),
             "--log-lines" => options.log_lines = args.next().context("--log-lines needs a value")?.parse()?,
             other => bail!("unknown argument {other}"),
@@ -72,6 +81,26 @@ struct AppState {
     ready: AtomicBool,
     delay: Duration,
     requests: AtomicU64,
+    stream_chunks: usize,
+    stream_interval: Duration,
+}
+
+/// Says on stdout how far a stream got when it is dropped (finished or cut by the client).
+struct StreamWatch {
+    id: u64,
+    sent: Arc<AtomicU64>,
+    total: usize,
+}
+
+impl Drop for StreamWatch {
+    fn drop(&mut self) {
+        let sent = self.sent.load(Ordering::SeqCst);
+        if sent < self.total as u64 {
+            println!("stream {} cut by the client after {sent} of {} chunks", self.id, self.total);
+        } else {
+            println!("stream {} finished", self.id);
+        }
+    }
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -94,20 +123,30 @@ async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> ax
     }
     let model = body.get("model").cloned().unwrap_or(Value::Null);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        // Four chunks a few milliseconds apart, then [DONE], as OpenAI streams do.
-        let chunks = (0..4).map(move |i| {
+        // Chunks a few milliseconds apart, then [DONE], as OpenAI streams do.
+        let (total, interval) = (state.stream_chunks, state.stream_interval);
+        let sent = Arc::new(AtomicU64::new(0));
+        let watch = StreamWatch { id: n, sent: sent.clone(), total };
+        let chunks = (0..total).map(move |i| {
             let chunk = json!({"id": format!("chatcmpl-{n}"), "object": "chat.completion.chunk", "model": model,
                 "choices": [{"index": 0, "delta": {"content": format!("p{i}")}, "finish_reason": Value::Null}]});
             (i, format!("data: {chunk}\n\n"))
         });
         let stream = futures::stream::iter(chunks)
-            .then(|(i, text)| async move {
-                if i > 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+            .then(move |(i, text)| {
+                let sent = sent.clone();
+                async move {
+                    if i > 0 {
+                        tokio::time::sleep(interval).await;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(text)
                 }
-                Ok::<_, std::convert::Infallible>(text)
             })
-            .chain(futures::stream::once(async { Ok("data: [DONE]\n\n".to_owned()) }));
+            .chain(futures::stream::once(async move {
+                drop(watch);
+                Ok("data: [DONE]\n\n".to_owned())
+            }));
         return ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], axum::body::Body::from_stream(stream))
             .into_response();
     }
@@ -166,6 +205,8 @@ async fn main() -> anyhow::Result<()> {
         ready: AtomicBool::new(false),
         delay: options.response_delay,
         requests: AtomicU64::new(0),
+        stream_chunks: options.stream_chunks,
+        stream_interval: options.stream_interval,
     });
     if !options.never_ready {
         let state = state.clone();
