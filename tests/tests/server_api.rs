@@ -446,10 +446,16 @@ async fn parse_command_imports_a_pasted_command_line() {
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request_and_frees_the_instance() {
     let server = TestServer::start(|_| {}).await;
-    create_instance(&server.base, "streamer", &backend(&["--stream-chunks", "200", "--stream-interval-ms", "20"])).await;
+    create_instance(&server.base, "streamer", &backend(&["--stream-chunks", "200", "--stream-interval-ms", "20"]))
+        .await;
     let request = json!({"model": "streamer", "messages": [], "stream": true});
-    let response =
-        http().post(format!("{}/v1/chat/completions", server.base)).bearer_auth(MANAGEMENT_KEY).json(&request).send().await.unwrap();
+    let response = http()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     let mut stream = response.bytes_stream();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).starts_with("data: "), "chunks arrive as they come");
@@ -459,7 +465,8 @@ async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request_and_free
     let mut cut = false;
     for _ in 0..500 {
         let (_, info) = json_of(server.manage(Method::GET, "/api/v1/instances/streamer").send().await.unwrap()).await;
-        let logs = server.manage(Method::GET, "/api/v1/instances/streamer/logs").send().await.unwrap().text().await.unwrap();
+        let logs =
+            server.manage(Method::GET, "/api/v1/instances/streamer/logs").send().await.unwrap().text().await.unwrap();
         if info["in_flight"] == 0 && logs.contains("cut by the client") {
             cut = true;
             break;

@@ -10,13 +10,12 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use llamactl_core::BackendType;
 use llamactl_core::options::parse_command;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use serde_json::{Value, json};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json as ApiJson, Path};
 use crate::state::AppState;
+pub use llamactl_api::types::{ParseCommandRequest, ParseCommandResponse};
 
 /// Longest a `--help`, `--version` or `--list-devices` run may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -70,23 +69,6 @@ pub async fn llama_version(State(state): State<AppState>) -> Result<Response, Ap
     security(("management_key" = [])))]
 pub async fn llama_devices(State(state): State<AppState>) -> Result<Response, ApiError> {
     run_llama_server(&state, "--list-devices").await
-}
-
-/// `parse-command` body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct ParseCommandRequest {
-    /// The command line, e.g. `llama-server -m model.gguf -c 4096 -ngl 99`.
-    pub command: String,
-}
-
-/// `parse-command` answer: options ready to create an instance with.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ParseCommandResponse {
-    /// `llama_cpp`, `mlx_lm` or `vllm`.
-    pub backend_type: String,
-    /// The options the command line sets.
-    #[schema(value_type = Object)]
-    pub backend_options: Map<String, Value>,
 }
 
 fn parse(backend: BackendType, request: &ParseCommandRequest) -> Result<Json<ParseCommandResponse>, ApiError> {

@@ -9,17 +9,8 @@ use axum::response::{IntoResponse, Response};
 use llamactl_core::manager::ManagerError;
 use llamactl_core::ports::PortError;
 use llamactl_core::{DbError, OptionsError};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// The error body of every management route.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable, machine-readable code such as `not_found` or `invalid_options`.
-    pub error: String,
-    /// What went wrong, for people (names the field for invalid input).
-    pub details: String,
-}
+pub use llamactl_api::types::ErrorBody;
 
 /// An API error: status, code, message, and an optional `Retry-After`.
 #[derive(Debug)]

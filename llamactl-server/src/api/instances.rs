@@ -5,10 +5,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use llamactl_core::manager::InstanceInfo;
-use llamactl_core::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
-use serde::{Deserialize, Serialize};
+use llamactl_core::{InstanceName, InstanceOptions};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,79 +15,7 @@ use super::extract::Path;
 use super::extract::Query;
 use crate::proxy::read_body;
 use crate::state::AppState;
-
-/// An instance: the Go llamactl's fields (`id`, `name`, `status`, `created`, `options`) and
-/// what llamactl adds (desired state, readiness, process, restarts, last transition).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct InstanceResponse {
-    /// Row id (API keys' instance permissions refer to it).
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// Status: `stopped`, `starting`, `running` (ready), `stopping`, `restarting`, `failed`.
-    #[schema(value_type = String, example = "running")]
-    pub status: InstanceStatus,
-    /// Whether it answers requests now.
-    pub ready: bool,
-    /// Creation time, unix seconds.
-    pub created: i64,
-    /// The options (absent if the stored ones cannot be read; see `options_error`).
-    #[schema(value_type = Option<Object>)]
-    pub options: Option<Value>,
-    /// Why the stored options cannot be read.
-    pub options_error: Option<String>,
-    /// What was last asked for: `running` or `stopped`.
-    #[schema(value_type = String, example = "running")]
-    pub desired_state: DesiredState,
-    /// Backend process id.
-    pub pid: Option<i32>,
-    /// Backend port.
-    pub port: Option<u16>,
-    /// Consecutive automatic restarts.
-    pub restart_count: u32,
-    /// Last failure, with the backend's last output.
-    pub last_error: Option<String>,
-    /// Reason of the last transition, e.g. `{"kind": "idle_timeout"}`.
-    #[schema(value_type = Option<Object>)]
-    pub last_reason: Option<TransitionReason>,
-    /// When the current or last run started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it became ready.
-    pub ready_at: Option<DateTime<Utc>>,
-    /// When the last run ended.
-    pub stopped_at: Option<DateTime<Utc>>,
-    /// Requests in flight.
-    pub in_flight: u32,
-    /// End of the last request (while running).
-    pub last_activity: Option<DateTime<Utc>>,
-}
-
-impl From<&InstanceInfo> for InstanceResponse {
-    fn from(info: &InstanceInfo) -> Self {
-        let state = &info.state;
-        let runtime = &state.runtime;
-        Self {
-            id: state.id,
-            name: info.name.to_string(),
-            status: runtime.status,
-            ready: runtime.status == InstanceStatus::Running,
-            created: state.created_at.timestamp(),
-            options: state.options.as_ref().ok().map(|o| o.to_json_value()),
-            options_error: state.options.as_ref().err().map(ToString::to_string),
-            desired_state: runtime.desired_state,
-            pid: runtime.pid,
-            port: runtime.port,
-            restart_count: runtime.restart_count,
-            last_error: runtime.last_error.clone(),
-            last_reason: runtime.last_reason.clone(),
-            started_at: runtime.started_at,
-            ready_at: runtime.ready_at,
-            stopped_at: runtime.stopped_at,
-            in_flight: info.in_flight,
-            last_activity: info.last_activity,
-        }
-    }
-}
+pub use llamactl_api::types::{EventResponse, InstanceResponse};
 
 /// Documentation of the options body (the handlers parse it with llamactl-core, which names
 /// the field of any error).
@@ -294,28 +220,6 @@ pub async fn restart(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
     Ok(Json((&state.manager.restart(&name).await.map_err(lifecycle_error)?).into()))
-}
-
-/// A recorded status transition.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EventResponse {
-    /// Increasing id (page with `after_id`).
-    pub id: i64,
-    /// Status before.
-    #[schema(value_type = String)]
-    pub from: InstanceStatus,
-    /// Status after.
-    #[schema(value_type = String)]
-    pub to: InstanceStatus,
-    /// Typed reason, e.g. `{"kind": "evicted", "by": "big"}`.
-    #[schema(value_type = Object)]
-    pub reason: TransitionReason,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Backend process id then.
-    pub pid: Option<i32>,
-    /// Backend port then.
-    pub port: Option<u16>,
 }
 
 /// Query of `GET /api/v1/instances/{name}/events`.

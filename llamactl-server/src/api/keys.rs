@@ -6,124 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use llamactl_core::db::{ApiKeyRecord, InstanceRights, NewApiKey, PermissionMode};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json as ApiJson, Path};
 use crate::auth::keys;
 use crate::state::AppState;
-
-/// Rights of a new key on one instance (by `instance_id` as in the Go llamactl, or by
-/// `instance_name`).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct InstancePermissionRequest {
-    /// Instance id.
-    #[serde(alias = "instanceId")]
-    pub instance_id: Option<i64>,
-    /// Instance name.
-    #[serde(alias = "instanceName")]
-    pub instance_name: Option<String>,
-    /// Send inference requests.
-    #[serde(default, alias = "canInfer")]
-    pub can_infer: bool,
-    /// Start it on demand.
-    #[serde(default, alias = "canStart")]
-    pub can_start: bool,
-    /// Evict other instances to make room for it.
-    #[serde(default, alias = "canEvict")]
-    pub can_evict: bool,
-}
-
-/// `POST /api/v1/auth/keys` body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateKeyRequest {
-    /// A name for people (1-100 characters).
-    #[serde(alias = "Name")]
-    pub name: String,
-    /// `allow_all` or `per_instance`.
-    #[serde(alias = "permissionMode", alias = "PermissionMode")]
-    #[schema(value_type = String, example = "per_instance")]
-    pub permission_mode: PermissionMode,
-    /// Expiry, unix seconds (must be in the future).
-    #[serde(default, alias = "expiresAt", alias = "ExpiresAt")]
-    pub expires_at: Option<i64>,
-    /// Rights per instance (required for `per_instance`).
-    #[serde(default, alias = "instancePermissions", alias = "InstancePermissions")]
-    pub instance_permissions: Vec<InstancePermissionRequest>,
-}
-
-/// A key, as listed (never its secret).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct KeyResponse {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// Owner.
-    pub user_id: String,
-    /// `allow_all` or `per_instance`.
-    #[schema(value_type = String)]
-    pub permission_mode: PermissionMode,
-    /// Expiry, unix seconds.
-    pub expires_at: Option<i64>,
-    /// Always true (keys are deleted, not disabled).
-    pub enabled: bool,
-    /// Creation time, unix seconds.
-    pub created_at: i64,
-    /// Last change, unix seconds.
-    pub updated_at: i64,
-    /// Last use, unix seconds.
-    pub last_used_at: Option<i64>,
-}
-
-/// A new key with its secret, shown this once.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CreateKeyResponse {
-    /// The key's fields.
-    #[serde(flatten)]
-    pub key: KeyResponse,
-    /// The secret: `llamactl-` and 64 hex digits. It cannot be shown again.
-    pub key_secret: String,
-    /// The same secret, under the Go llamactl's field name.
-    #[serde(rename = "key")]
-    pub key_go: String,
-}
-
-/// A key's rights on one instance.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct KeyPermissionResponse {
-    /// Instance id.
-    pub instance_id: i64,
-    /// Instance name.
-    pub instance_name: String,
-    /// Send inference requests.
-    pub can_infer: bool,
-    /// Start it on demand.
-    pub can_start: bool,
-    /// Evict others for it.
-    pub can_evict: bool,
-}
-
-fn timestamp(at: Option<DateTime<Utc>>) -> Option<i64> {
-    at.map(|t| t.timestamp())
-}
-
-impl From<&ApiKeyRecord> for KeyResponse {
-    fn from(key: &ApiKeyRecord) -> Self {
-        Self {
-            id: key.id,
-            name: key.name.clone(),
-            user_id: key.user_id.clone(),
-            permission_mode: key.permission_mode,
-            expires_at: timestamp(key.expires_at),
-            enabled: true,
-            created_at: key.created_at.timestamp(),
-            updated_at: key.updated_at.timestamp(),
-            last_used_at: timestamp(key.last_used_at),
-        }
-    }
-}
+pub use llamactl_api::types::{
+    CreateKeyRequest, CreateKeyResponse, InstancePermissionRequest, KeyPermissionResponse, KeyResponse,
+};
 
 fn rights_from(state: &AppState, request: &CreateKeyRequest) -> Result<Vec<InstanceRights>, ApiError> {
     let instances = state.manager.list();

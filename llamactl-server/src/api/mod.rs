@@ -48,27 +48,7 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The error body of authentication failures and of the OpenAI-compatible routes:
-/// `{"error": {"message", "type", "code"}}`.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct NestedErrorBody {
-    /// The error.
-    pub error: NestedError,
-}
-
-/// See [`NestedErrorBody`].
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct NestedError {
-    /// What went wrong.
-    pub message: String,
-    /// `authentication_error`, `permission_error`, `invalid_request_error`, `not_found_error`
-    /// or `server_error`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A machine-readable code (not on authentication errors).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
+pub use llamactl_api::types::{NestedError, NestedErrorBody};
 
 /// Adds the answers every route may give to its documentation: 401 and 403 on authenticated
 /// routes, 400 where there is input, 413 and 415 where there is a body.

@@ -11,24 +11,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use llamactl_core::InstanceStatus;
-use serde::Serialize;
 use serde_json::Value;
 use tokio_stream::wrappers::BroadcastStream;
-use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use crate::state::AppState;
-
-/// Health and readiness answers.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StatusBody {
-    /// `ok`, `ready` or `not_ready`.
-    pub status: String,
-    /// Why not ready, if so.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<String>,
-}
+pub use llamactl_api::types::{NodeResponse, StatusBody, StatusEvent};
 
 /// `GET /health`: the manager process is up.
 #[utoipa::path(get, path = "/health", tag = "System", responses((status = 200, body = StatusBody)))]
@@ -68,17 +57,6 @@ pub async fn version() -> impl IntoResponse {
     security(("management_key" = [])))]
 pub async fn config(State(state): State<AppState>) -> Json<Value> {
     Json(state.config.redacted())
-}
-
-/// A node.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct NodeResponse {
-    /// Name.
-    pub name: String,
-    /// Base URL (empty for this node).
-    pub address: String,
-    /// Whether it is this node.
-    pub local: bool,
 }
 
 fn nodes_of(state: &AppState) -> Vec<NodeResponse> {
@@ -121,7 +99,9 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
 pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
     let stream = BroadcastStream::new(state.manager.subscribe_transitions()).map(|item| {
         Ok::<_, Infallible>(match item {
-            Ok(notice) => Event::default().event("status").data(serde_json::to_string(&notice).unwrap_or_default()),
+            Ok(notice) => Event::default()
+                .event("status")
+                .data(serde_json::to_string(&StatusEvent::from(notice)).unwrap_or_default()),
             Err(_) => Event::default().event("lagged").data("some status changes were skipped"),
         })
     });

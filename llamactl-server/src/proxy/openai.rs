@@ -11,9 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use llamactl_core::{BackendOptions, BackendType, InstanceStatus};
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use super::model_field::{
     ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
@@ -22,6 +20,7 @@ use super::read_body;
 use crate::api::error::{ApiError, retry_after_header};
 use crate::auth::Principal;
 use crate::state::AppState;
+pub use llamactl_api::types::{ModelEntry, ModelList};
 
 /// An error in the OpenAI API's form: `{"error": {"message", "type", "code"}}`.
 #[derive(Debug)]
@@ -153,31 +152,6 @@ pub async fn post(
     Ok(state.proxy.forward(lease, route.backend, request).await?)
 }
 
-/// One entry of `GET /v1/models`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ModelEntry {
-    /// Model name to send: the instance name, or `instance/model` for router models.
-    pub id: String,
-    /// Always `model`.
-    pub object: &'static str,
-    /// Creation time, unix seconds.
-    pub created: i64,
-    /// Always `llamactl`.
-    pub owned_by: &'static str,
-    /// The instance's status (an addition to OpenAI's fields).
-    #[schema(value_type = String, example = "running")]
-    pub status: InstanceStatus,
-}
-
-/// `GET /v1/models` answer.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ModelList {
-    /// Always `list`.
-    pub object: &'static str,
-    /// The models.
-    pub data: Vec<ModelEntry>,
-}
-
 fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
     match &options.backend {
         BackendOptions::LlamaCpp(llama) => {
@@ -216,16 +190,16 @@ pub async fn models(State(state): State<AppState>, Extension(principal): Extensi
             for model in router_models(&state, &listen.base_url()).await {
                 data.push(ModelEntry {
                     id: format!("{name}/{model}"),
-                    object: "model",
+                    object: "model".into(),
                     created,
-                    owned_by: "llamactl",
+                    owned_by: "llamactl".into(),
                     status,
                 });
             }
         }
-        data.push(ModelEntry { id: name, object: "model", created, owned_by: "llamactl", status });
+        data.push(ModelEntry { id: name, object: "model".into(), created, owned_by: "llamactl".into(), status });
     }
-    Json(ModelList { object: "list", data })
+    Json(ModelList { object: "list".into(), data })
 }
 
 /// The models a llama.cpp router instance offers (its `GET /models`), empty on any error.

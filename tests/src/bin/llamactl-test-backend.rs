@@ -64,7 +64,9 @@ fn parse_args() -> anyhow::Result<Options> {
             "--ignore-sigterm" => options.ignore_sigterm = true,
             "--spawn-child" => options.spawn_child = true,
             "--response-delay-ms" => options.response_delay = millis(args.next(), "--response-delay-ms")?,
-            "--stream-chunks" => options.stream_chunks = args.next().context("--stream-chunks needs a value")?.parse()?,
+            "--stream-chunks" => {
+                options.stream_chunks = args.next().context("--stream-chunks needs a value")?.parse()?
+            }
             "--stream-interval-ms" => options.stream_interval = millis(args.next(), "--stream-interval-ms")?,
             "--print-env" => options.print_env.push(args.next().context("--print-env needs a value")?),
             "--log-lines" => options.log_lines = args.next().context("--log-lines needs a value")?.parse()?,

@@ -1,0 +1,12 @@
+//! # llamactl-api
+//!
+//! The wire types of llamactl-server's REST API ([`types`]) and a typed [`Client`] for it. The
+//! server builds its answers and its OpenAPI document (feature `openapi`) from these types; the
+//! `llamactl` command and other Rust programs read them back with the same types.
+
+#![warn(missing_docs)]
+
+mod client;
+pub mod types;
+
+pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, is_temporary};

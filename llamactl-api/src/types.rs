@@ -1,0 +1,360 @@
+//! Request and response bodies of the REST API. The server builds its answers and its OpenAPI
+//! document from these types, and the client reads them back with the same types.
+
+use chrono::{DateTime, Utc};
+use llamactl_core::db::{ApiKeyRecord, InstanceEvent, PermissionMode};
+use llamactl_core::manager::{InstanceInfo, StatusNotice};
+use llamactl_core::{DesiredState, InstanceStatus, TransitionReason};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The error body of every management route: `{"error": "<code>", "details": "<message>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `not_found` or `invalid_options`.
+    pub error: String,
+    /// What went wrong, for people (names the field for invalid input).
+    pub details: String,
+}
+
+/// The error body of authentication failures and of the OpenAI-compatible routes:
+/// `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NestedErrorBody {
+    /// The error.
+    pub error: NestedError,
+}
+
+/// See [`NestedErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NestedError {
+    /// What went wrong.
+    pub message: String,
+    /// `authentication_error`, `permission_error`, `invalid_request_error`, `not_found_error`
+    /// or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A machine-readable code (not on authentication errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// An instance: the Go llamactl's fields (`id`, `name`, `status`, `created`, `options`) and
+/// what llamactl adds (desired state, readiness, process, restarts, last transition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceResponse {
+    /// Row id (API keys' instance permissions refer to it).
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Status: `stopped`, `starting`, `running` (ready), `stopping`, `restarting`, `failed`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "running"))]
+    pub status: InstanceStatus,
+    /// Whether it answers requests now.
+    pub ready: bool,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// The options (absent if the stored ones cannot be read; see `options_error`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub options: Option<Value>,
+    /// Why the stored options cannot be read.
+    pub options_error: Option<String>,
+    /// What was last asked for: `running` or `stopped`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "running"))]
+    pub desired_state: DesiredState,
+    /// Backend process id.
+    pub pid: Option<i32>,
+    /// Backend port.
+    pub port: Option<u16>,
+    /// Consecutive automatic restarts.
+    pub restart_count: u32,
+    /// Last failure, with the backend's last output.
+    pub last_error: Option<String>,
+    /// Reason of the last transition, e.g. `{"kind": "idle_timeout"}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub last_reason: Option<TransitionReason>,
+    /// When the current or last run started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it became ready.
+    pub ready_at: Option<DateTime<Utc>>,
+    /// When the last run ended.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// End of the last request (while running).
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+impl From<&InstanceInfo> for InstanceResponse {
+    fn from(info: &InstanceInfo) -> Self {
+        let state = &info.state;
+        let runtime = &state.runtime;
+        Self {
+            id: state.id,
+            name: info.name.to_string(),
+            status: runtime.status,
+            ready: runtime.status == InstanceStatus::Running,
+            created: state.created_at.timestamp(),
+            options: state.options.as_ref().ok().map(|o| o.to_json_value()),
+            options_error: state.options.as_ref().err().map(ToString::to_string),
+            desired_state: runtime.desired_state,
+            pid: runtime.pid,
+            port: runtime.port,
+            restart_count: runtime.restart_count,
+            last_error: runtime.last_error.clone(),
+            last_reason: runtime.last_reason.clone(),
+            started_at: runtime.started_at,
+            ready_at: runtime.ready_at,
+            stopped_at: runtime.stopped_at,
+            in_flight: info.in_flight,
+            last_activity: info.last_activity,
+        }
+    }
+}
+
+impl InstanceResponse {
+    /// The backend type named in the options, if readable.
+    pub fn backend_type(&self) -> Option<&str> {
+        self.options.as_ref().and_then(|o| o["backend_type"].as_str())
+    }
+}
+
+/// A recorded status transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventResponse {
+    /// Increasing id (page with `after_id`).
+    pub id: i64,
+    /// Status before.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from: InstanceStatus,
+    /// Status after.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: InstanceStatus,
+    /// Typed reason, e.g. `{"kind": "evicted", "by": "big"}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub reason: TransitionReason,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Backend process id then.
+    pub pid: Option<i32>,
+    /// Backend port then.
+    pub port: Option<u16>,
+}
+
+impl From<InstanceEvent> for EventResponse {
+    fn from(e: InstanceEvent) -> Self {
+        Self { id: e.id, from: e.from, to: e.to, reason: e.reason, at: e.at, pid: e.pid, port: e.port }
+    }
+}
+
+/// A status change as sent by `GET /api/v1/events` (`event: status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusEvent {
+    /// The instance.
+    pub name: String,
+    /// Status before.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from: InstanceStatus,
+    /// Status after.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: InstanceStatus,
+    /// Why.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub reason: TransitionReason,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<StatusNotice> for StatusEvent {
+    fn from(n: StatusNotice) -> Self {
+        Self { name: n.name, from: n.from, to: n.to, reason: n.reason, at: n.at }
+    }
+}
+
+/// Rights of a new key on one instance (by `instance_id` as in the Go llamactl, or by
+/// `instance_name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstancePermissionRequest {
+    /// Instance id.
+    #[serde(default, alias = "instanceId", skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<i64>,
+    /// Instance name.
+    #[serde(default, alias = "instanceName", skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// Send inference requests.
+    #[serde(default, alias = "canInfer")]
+    pub can_infer: bool,
+    /// Start it on demand.
+    #[serde(default, alias = "canStart")]
+    pub can_start: bool,
+    /// Evict other instances to make room for it.
+    #[serde(default, alias = "canEvict")]
+    pub can_evict: bool,
+}
+
+/// `POST /api/v1/auth/keys` body (camelCase names, as sent by the Go llamactl's clients, are
+/// accepted too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateKeyRequest {
+    /// A name for people (1-100 characters).
+    #[serde(alias = "Name")]
+    pub name: String,
+    /// `allow_all` or `per_instance`.
+    #[serde(alias = "permissionMode", alias = "PermissionMode")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "per_instance"))]
+    pub permission_mode: PermissionMode,
+    /// Expiry, unix seconds (must be in the future).
+    #[serde(default, alias = "expiresAt", alias = "ExpiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Rights per instance (required for `per_instance`).
+    #[serde(default, alias = "instancePermissions", alias = "InstancePermissions")]
+    pub instance_permissions: Vec<InstancePermissionRequest>,
+}
+
+/// A key, as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyResponse {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub user_id: String,
+    /// `allow_all` or `per_instance`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub permission_mode: PermissionMode,
+    /// Expiry, unix seconds.
+    pub expires_at: Option<i64>,
+    /// Always true (keys are deleted, not disabled).
+    pub enabled: bool,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// Last change, unix seconds.
+    pub updated_at: i64,
+    /// Last use, unix seconds.
+    pub last_used_at: Option<i64>,
+}
+
+impl From<&ApiKeyRecord> for KeyResponse {
+    fn from(key: &ApiKeyRecord) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone(),
+            user_id: key.user_id.clone(),
+            permission_mode: key.permission_mode,
+            expires_at: key.expires_at.map(|t| t.timestamp()),
+            enabled: true,
+            created_at: key.created_at.timestamp(),
+            updated_at: key.updated_at.timestamp(),
+            last_used_at: key.last_used_at.map(|t| t.timestamp()),
+        }
+    }
+}
+
+/// A new key with its secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateKeyResponse {
+    /// The key's fields.
+    #[serde(flatten)]
+    pub key: KeyResponse,
+    /// The secret: `llamactl-` and 64 hex digits. It cannot be shown again.
+    pub key_secret: String,
+    /// The same secret, under the Go llamactl's field name.
+    #[serde(rename = "key")]
+    pub key_go: String,
+}
+
+/// A key's rights on one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyPermissionResponse {
+    /// Instance id.
+    pub instance_id: i64,
+    /// Instance name.
+    pub instance_name: String,
+    /// Send inference requests.
+    pub can_infer: bool,
+    /// Start it on demand.
+    pub can_start: bool,
+    /// Evict others for it.
+    pub can_evict: bool,
+}
+
+/// `parse-command` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ParseCommandRequest {
+    /// The command line, e.g. `llama-server -m model.gguf -c 4096 -ngl 99`.
+    pub command: String,
+}
+
+/// `parse-command` answer: options ready to create an instance with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ParseCommandResponse {
+    /// `llama_cpp`, `mlx_lm` or `vllm`.
+    pub backend_type: String,
+    /// The options the command line sets.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub backend_options: Map<String, Value>,
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelEntry {
+    /// Model name to send: the instance name, or `instance/model` for router models.
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    /// Always `llamactl`.
+    pub owned_by: String,
+    /// The instance's status (an addition to OpenAI's fields).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "running"))]
+    pub status: InstanceStatus,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    /// The models.
+    pub data: Vec<ModelEntry>,
+}
+
+/// Health and readiness answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusBody {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: String,
+    /// Why not ready, if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// A node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeResponse {
+    /// Name.
+    pub name: String,
+    /// Base URL (empty for this node).
+    pub address: String,
+    /// Whether it is this node.
+    pub local: bool,
+}
