@@ -50,6 +50,14 @@ pub enum ClientError {
     /// The client was given something unusable (a bad base URL).
     #[error("{0}")]
     Setup(String),
+    /// An instance name the server would refuse; nothing was sent.
+    #[error("invalid instance {name:?}: {error}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        error: llamactl_core::NameError,
+    },
 }
 
 impl ClientError {
@@ -117,14 +125,24 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// A transport error as `cannot reach http://host:port: <the innermost cause>`: the outer
+/// layers of reqwest's error chain repeat the URL and add nothing a person can act on.
 fn unreachable(url: &str, error: &reqwest::Error) -> ClientError {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
+    let origin = reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| url.to_owned());
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
     }
-    ClientError::Unreachable { url: url.to_owned(), message }
+    let message = if error.is_timeout() { format!("timed out ({cause})") } else { cause.to_string() };
+    ClientError::Unreachable { url: origin, message }
+}
+
+/// `/api/v1/instances/{name}{rest}`, for a valid name only: valid names need no escaping in a
+/// URL, and a name like `..` or `a/b` must not turn into another path.
+fn instance_path(name: &str, rest: &str) -> Result<String, ClientError> {
+    llamactl_core::InstanceName::new(name)
+        .map(|name| format!("/api/v1/instances/{name}{rest}"))
+        .map_err(|error| ClientError::InvalidName { name: name.to_owned(), error })
 }
 
 impl Client {
@@ -219,33 +237,33 @@ impl Client {
 
     /// `GET /api/v1/instances/{name}`
     pub async fn get_instance(&self, name: &str) -> Result<Answer<InstanceResponse>, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/instances/{name}"), None::<&()>).await
+        self.json(Method::GET, &instance_path(name, "")?, None::<&()>).await
     }
 
     /// `POST /api/v1/instances/{name}` with the options.
     pub async fn create_instance(&self, name: &str, options: &Value) -> Result<Answer<InstanceResponse>, ClientError> {
-        self.json(Method::POST, &format!("/api/v1/instances/{name}"), Some(options)).await
+        self.json(Method::POST, &instance_path(name, "")?, Some(options)).await
     }
 
     /// `PUT /api/v1/instances/{name}` with the new options.
     pub async fn update_instance(&self, name: &str, options: &Value) -> Result<Answer<InstanceResponse>, ClientError> {
-        self.json(Method::PUT, &format!("/api/v1/instances/{name}"), Some(options)).await
+        self.json(Method::PUT, &instance_path(name, "")?, Some(options)).await
     }
 
     /// `DELETE /api/v1/instances/{name}`
     pub async fn delete_instance(&self, name: &str) -> Result<(), ClientError> {
-        self.no_content(Method::DELETE, &format!("/api/v1/instances/{name}")).await
+        self.no_content(Method::DELETE, &instance_path(name, "")?).await
     }
 
     /// `POST /api/v1/instances/{name}/{start|stop|restart}`
     pub async fn lifecycle(&self, name: &str, action: Lifecycle) -> Result<Answer<InstanceResponse>, ClientError> {
-        self.json(Method::POST, &format!("/api/v1/instances/{name}/{}", action.as_str()), None::<&()>).await
+        self.json(Method::POST, &instance_path(name, &format!("/{}", action.as_str()))?, None::<&()>).await
     }
 
     /// `GET /api/v1/instances/{name}/logs?lines=N` (text).
     pub async fn logs(&self, name: &str, lines: Option<i64>) -> Result<String, ClientError> {
         let query = lines.map(|n| format!("?lines={n}")).unwrap_or_default();
-        self.text(&format!("/api/v1/instances/{name}/logs{query}")).await
+        self.text(&instance_path(name, &format!("/logs{query}"))?).await
     }
 
     async fn events_stream(
@@ -267,7 +285,7 @@ impl Client {
         lines: Option<i64>,
     ) -> Result<impl Stream<Item = Result<ServerEvent, ClientError>> + use<>, ClientError> {
         let lines = lines.map(|n| format!("&lines={n}")).unwrap_or_default();
-        self.events_stream(&format!("/api/v1/instances/{name}/logs?follow=true{lines}")).await
+        self.events_stream(&instance_path(name, &format!("/logs?follow=true{lines}"))?).await
     }
 
     /// `GET /api/v1/events`: every status change, decoded.
@@ -302,7 +320,7 @@ impl Client {
             query.push(format!("limit={limit}"));
         }
         let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
-        self.json(Method::GET, &format!("/api/v1/instances/{name}/events{query}"), None::<&()>).await
+        self.json(Method::GET, &instance_path(name, &format!("/events{query}"))?, None::<&()>).await
     }
 
     /// `POST /api/v1/auth/keys`

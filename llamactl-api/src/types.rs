@@ -2,9 +2,12 @@
 //! document from these types, and the client reads them back with the same types.
 
 use chrono::{DateTime, Utc};
-use llamactl_core::db::{ApiKeyRecord, InstanceEvent, PermissionMode};
+/// Enumerations the bodies use, re-exported so that clients need not name `llamactl-core`.
+pub use llamactl_core::db::PermissionMode;
+use llamactl_core::db::{ApiKeyRecord, InstanceEvent};
 use llamactl_core::manager::{InstanceInfo, StatusNotice};
-use llamactl_core::{DesiredState, InstanceStatus, TransitionReason};
+pub use llamactl_core::options::INSTANCE_FIELDS;
+pub use llamactl_core::{DesiredState, ExitInfo, InstanceStatus, TransitionReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -244,7 +244,15 @@ pub struct InstanceOptions {
     pub unknown: Map<String, Value>,
 }
 
-const KNOWN_FIELDS: &[&str] = &[
+/// The top-level fields of an instance's options, in the Go llamactl's JSON order. Anything
+/// else is kept verbatim as unknown (and refused where strictness is asked for).
+///
+/// ```
+/// use llamactl_core::options::INSTANCE_FIELDS;
+/// assert!(INSTANCE_FIELDS.contains(&"idle_timeout"));
+/// assert!(!INSTANCE_FIELDS.contains(&"ctx_size")); // a backend option
+/// ```
+pub const INSTANCE_FIELDS: &[&str] = &[
     "backend_type",
     "backend_options",
     "auto_restart",
@@ -373,7 +381,7 @@ impl InstanceOptions {
 
         let unknown = map
             .iter()
-            .filter(|(k, _)| !KNOWN_FIELDS.contains(&k.as_str()))
+            .filter(|(k, _)| !INSTANCE_FIELDS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
@@ -440,7 +448,7 @@ impl InstanceOptions {
     pub fn reject_unknown_fields(&self) -> Result<(), OptionsError> {
         match self.unknown.keys().next() {
             None => Ok(()),
-            Some(key) => Err(OptionsError::UnknownField { field: key.clone(), hint: closest(key, KNOWN_FIELDS) }),
+            Some(key) => Err(OptionsError::UnknownField { field: key.clone(), hint: closest(key, INSTANCE_FIELDS) }),
         }
     }
 
