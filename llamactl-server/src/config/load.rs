@@ -215,6 +215,14 @@ fn validate(config: &Config) -> Result<(), (&'static str, String)> {
     if config.instances.on_demand_start_timeout == 0 {
         return Err(("instances.on_demand_start_timeout", "must be at least 1 second".to_owned()));
     }
+    // An empty key would let in anyone who sends an empty one; it is usually a `${VAR}` whose
+    // variable is not set (expanded to nothing, as a shell does).
+    if let Some(position) = config.auth.management_keys.iter().position(|k| k.trim().is_empty()) {
+        return Err((
+            "auth.management_keys",
+            format!("key {} is empty (is the variable it names unset?); remove it or give a key", position + 1),
+        ));
+    }
     Ok(())
 }
 
@@ -1006,6 +1014,15 @@ mod tests {
         let env = env_of(&[("LLAMACTL_ON_DEMAND_START_TIMEOUT", "0")]);
         let text = load_from(None, &env, &[]).unwrap_err().to_string();
         assert!(text.contains("LLAMACTL_ON_DEMAND_START_TIMEOUT"), "{text}");
+
+        let (_dir, path, result) = load_file("auth:\n  management_keys: [\"k1\", \"${UNSET_MANAGEMENT_KEY}\"]\n", &[]);
+        let text = result.unwrap_err().to_string();
+        assert!(
+            text.contains("auth.management_keys")
+                && text.contains("key 2 is empty")
+                && text.contains(&path.display().to_string()),
+            "{text}"
+        );
     }
 
     /// The Go llamactl's documented configuration, with all sections.
