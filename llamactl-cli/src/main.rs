@@ -1,135 +1,66 @@
-//! `llamactl`: the command-line client of llamactl-server. This first version lists and shows
-//! instances; creating, starting, stopping and following logs come with the full REST API.
+//! `llamactl`: the command-line client of llamactl-server.
 //!
 //! Exit codes: 0 ok, 1 error from the server, 2 usage error, 3 cannot reach the server,
-//! 4 not found.
+//! 4 not found. Errors are one line on standard error (`error: ...`), followed, when an
+//! instance did not come up, by the last lines of its log.
+
+mod cli;
+mod commands;
+mod error;
+mod output;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use serde_json::Value;
+use clap::Parser;
+use llamactl_api::Client;
 
-/// Manage llamactl instances.
-#[derive(Debug, Parser)]
-#[command(name = "llamactl", version, about)]
-struct Cli {
-    /// Server URL.
-    #[arg(long, global = true, env = "LLAMACTL_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    #[command(subcommand)]
-    command: Commands,
-}
+use crate::cli::{Cli, Command};
+use crate::commands::{instance, key, misc};
+use crate::error::CliError;
+use crate::output::Printer;
 
-#[derive(Debug, Subcommand)]
-enum Commands {
-    /// Work with instances.
-    #[command(subcommand)]
-    Instance(InstanceCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum InstanceCommand {
-    /// List instances.
-    ///
-    /// Example: llamactl instance list
-    #[command(alias = "ls")]
-    List,
-    /// Show one instance as JSON.
-    ///
-    /// Example: llamactl instance show qwen-7b
-    Show {
-        /// Instance name.
-        name: String,
-    },
-}
-
-#[derive(Debug)]
-enum Failure {
-    Server(String),
-    Unreachable(String),
-    NotFound(String),
-}
-
-impl Failure {
-    fn code(&self) -> u8 {
-        match self {
-            Self::Server(_) => 1,
-            Self::Unreachable(_) => 3,
-            Self::NotFound(_) => 4,
-        }
+async fn run(cli: Cli, printer: Printer) -> Result<(), CliError> {
+    if let Command::Completion { shell } = cli.command {
+        misc::completion(shell);
+        return Ok(());
     }
-}
-
-async fn get(server: &str, path: &str) -> Result<Value, Failure> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let response = reqwest::get(&url).await.map_err(|e| {
-        Failure::Unreachable(format!(
-            "cannot reach {server}: {e} (is llamactl-server running? set --server or LLAMACTL_SERVER)"
-        ))
-    })?;
-    let status = response.status();
-    let body: Value =
-        response.json().await.map_err(|e| Failure::Server(format!("unreadable answer from {url}: {e}")))?;
-    let details = || body["details"].as_str().unwrap_or("").to_owned();
-    match status.as_u16() {
-        200..=299 => Ok(body),
-        404 => Err(Failure::NotFound(details())),
-        code => Err(Failure::Server(format!("server answered {code}: {}", details()))),
-    }
-}
-
-fn print_table(instances: &[Value]) {
-    let rows: Vec<[String; 5]> = instances
-        .iter()
-        .map(|i| {
-            let text = |v: &Value| {
-                v.as_str().map(str::to_owned).unwrap_or_else(|| if v.is_null() { "-".into() } else { v.to_string() })
-            };
-            [
-                text(&i["name"]),
-                text(&i["options"]["backend_type"]),
-                text(&i["status"]),
-                text(&i["port"]),
-                text(&i["restart_count"]),
-            ]
-        })
-        .collect();
-    let header = ["NAME", "BACKEND", "STATUS", "PORT", "RESTARTS"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-}
-
-async fn run(cli: Cli) -> Result<(), Failure> {
+    let connection = settings::connection(&cli)?;
+    let client =
+        Client::new(&connection.server, connection.api_key).map_err(|e| CliError::Usage(format!("--server: {e}")))?;
     match cli.command {
-        Commands::Instance(InstanceCommand::List) => {
-            let list = get(&cli.server, "/api/v1/instances").await?;
-            print_table(list.as_array().map(Vec::as_slice).unwrap_or_default());
-        }
-        Commands::Instance(InstanceCommand::Show { name }) => {
-            let instance = get(&cli.server, &format!("/api/v1/instances/{name}")).await?;
-            println!("{}", serde_json::to_string_pretty(&instance).unwrap_or_default());
-        }
+        Command::Instance(command) => instance::run(&client, &printer, command).await,
+        Command::Key(command) => key::run(&client, &printer, command).await,
+        Command::Models => misc::models(&client, &printer).await,
+        Command::Status => misc::status(&client, &printer).await,
+        Command::Completion { .. } => Ok(()),
     }
-    Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // clap prints its own usage errors and exits with 2 (0 for --help and --version).
     let cli = Cli::parse();
-    match run(cli).await {
+    let printer = Printer::new(cli.output, cli.no_color, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, printer)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            let (Failure::Server(message) | Failure::Unreachable(message) | Failure::NotFound(message)) = &failure;
-            eprintln!("error: {message}");
-            ExitCode::from(failure.code())
+        Err(error) => {
+            eprintln!("error: {error}");
+            if let CliError::NotReady { log, .. } = &error
+                && !log.trim().is_empty()
+            {
+                eprintln!("last lines of its log:");
+                for line in log.lines() {
+                    eprintln!("  {line}");
+                }
+            }
+            ExitCode::from(error.exit_code())
         }
     }
 }

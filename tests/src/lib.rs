@@ -6,6 +6,7 @@
 //! backend that was not provisioned fails and says how to provision it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod cli;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,20 @@ fn crate_binary(name: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|path| path.exists())
         .unwrap_or_else(|| panic!("binary {name} not found next to {}", exe.display()))
+}
+
+/// A binary of another workspace crate (`llamactl-server`, `llamactl`): Cargo does not build
+/// those for this crate's tests, so scripts/test.sh builds every binary before the tests run.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let candidate = deps.parent().unwrap_or(deps).join(name);
+    assert!(
+        candidate.exists(),
+        "{} does not exist: build it first (cargo build -p {package}; scripts/test.sh does)",
+        candidate.display()
+    );
+    candidate
 }
 
 /// The purpose-built fault-injection backend of this crate.

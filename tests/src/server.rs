@@ -110,18 +110,9 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 
-/// The real `llamactl-server` binary, built by the workspace (scripts/test.sh builds every
-/// binary before the tests run).
+/// The real `llamactl-server` binary.
 pub fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidate = deps.parent().unwrap_or(deps).join("llamactl-server");
-    assert!(
-        candidate.exists(),
-        "{} does not exist: build it first (cargo build -p llamactl-server; scripts/test.sh does)",
-        candidate.display()
-    );
-    candidate
+    crate::workspace_binary("llamactl-server", "llamactl-server")
 }
 
 /// The real server binary, running with a YAML configuration file in its data folder.

@@ -1,0 +1,7 @@
+//! One module per group of commands.
+
+pub mod instance;
+pub mod key;
+pub mod misc;
+pub mod options;
+pub mod wait;
