@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{Attribute, Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::Value;
 
 use crate::cli::Output;
@@ -44,8 +44,10 @@ impl Printer {
         Ok(())
     }
 
-    /// A table with these column headers, in the plain style of `kubectl get`.
-    pub fn table(&self, header: &[&str]) -> Table {
+    /// A table with these column headers, in the plain style of `kubectl get`. On a terminal it
+    /// fits the terminal's width by wrapping the column `wrap` (a path, a reason); the others
+    /// keep their width. Piped, lines are never wrapped.
+    pub fn table(&self, header: &[&str], wrap: usize) -> Table {
         let mut table = Table::new();
         table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Dynamic);
         if !self.tty {
@@ -53,8 +55,11 @@ impl Printer {
         }
         table.set_header(header.iter().map(|h| self.bold(h)));
         // No leading space; two between columns (the last column's trailing ones are trimmed).
-        for column in table.column_iter_mut() {
+        for (index, column) in table.column_iter_mut().enumerate() {
             column.set_padding((0, 2));
+            if index != wrap {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
         }
         table
     }

@@ -64,11 +64,10 @@ impl Llamactl {
         self.home.path()
     }
 
-    /// A command with a clean environment: only `HOME`, `PATH`, the server and the key.
-    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(cli_binary());
+    /// `program` with a clean environment: only `HOME`, `PATH`, the server and the key.
+    fn clean(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
         command
-            .args(args)
             .env_clear()
             .env("HOME", self.home.path())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -81,6 +80,33 @@ impl Llamactl {
             command.env("LLAMACTL_API_KEY", key);
         }
         command
+    }
+
+    /// `llamactl ARGS...`, ready to spawn.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = self.clean(cli_binary());
+        command.args(args);
+        command
+    }
+
+    /// Runs `llamactl ARGS...` on a pseudo-terminal `columns` wide (util-linux `script`), as a
+    /// person at a terminal would. `stdout` holds everything the terminal showed, escape codes
+    /// included, with `\r\n` turned into `\n`.
+    pub async fn run_on_terminal(&self, columns: u16, args: &[&str]) -> Run {
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let mut line = format!("stty cols {columns} rows 40; exec {}", quote(&cli_binary().display().to_string()));
+        for arg in args {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        let mut command = self.clean("script");
+        command.args(["--quiet", "--return", "--echo", "never", "--command", &line, "/dev/null"]).env("TERM", "xterm");
+        let output = command.output().await.unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
     }
 
     /// Runs `llamactl ARGS...` to its end.

@@ -444,3 +444,63 @@ async fn llama_server_is_started_and_its_log_read_and_followed() {
     assert!(bad.stderr.starts_with("error: bad did not start: exited while starting (exit code 1)"), "{}", bad.stderr);
     assert!(bad.stderr.contains("failed to load model"), "the backend's own words are shown: {}", bad.stderr);
 }
+
+/// Removes terminal escape sequences (colours, cursor movement).
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_tables_fit_its_width_colours_show_and_start_wait_spins() {
+    let server = TestServer::start(|_| {}).await;
+    let cli = Llamactl::new(&server.base, Some(MANAGEMENT_KEY));
+    let long_model = "/models/a-rather-long-folder-name/with-a-long-model-file-name-q4_k_m.gguf";
+    for name in ["alpha", "beta"] {
+        cli.run(&["instance", "create", name, "--backend", "llama_cpp", "--model", long_model, "-q"]).await.ok();
+    }
+    let file = server.dir.path().join("slow.json");
+    std::fs::write(&file, test_backend_instance(&["--ready-after-ms", "1500"])).unwrap();
+    cli.run(&["instance", "create", "slow", "-f", file.to_str().unwrap(), "-q"]).await.ok();
+
+    // Coloured, and no line wider than the terminal: the model column wraps.
+    let run = cli.run_on_terminal(80, &["instance", "list"]).await.expect(0);
+    assert!(run.stdout.contains("\x1b["), "colours on a terminal: {:?}", run.stdout);
+    let table = plain(&run.stdout);
+    assert!(table.contains("alpha") && table.contains("stopped"), "{table}");
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "wider than the terminal: {line:?}\n{table}");
+    }
+    assert!(!table.contains(long_model), "the long model path wraps:\n{table}");
+    assert!(table.contains("RESTARTS") && table.contains("llama_cpp"), "other columns stay whole:\n{table}");
+    // Piped, the same table keeps whole lines (for grep and awk).
+    assert!(cli.run(&["instance", "list"]).await.ok().contains(long_model));
+
+    // --no-color and NO_COLOR turn colours off, the width still applies.
+    let run = cli.run_on_terminal(80, &["--no-color", "instance", "list"]).await.expect(0);
+    assert!(!run.stdout.contains("\x1b[3") && !run.stdout.contains("\x1b[1m"), "{:?}", run.stdout);
+    assert!(plain(&run.stdout).lines().all(|l| l.chars().count() <= 80));
+
+    // start --wait: a spinner with the status and the elapsed time, then the result.
+    let run = cli.run_on_terminal(100, &["instance", "start", "slow", "--wait"]).await.expect(0);
+    let screen = plain(&run.stdout);
+    assert!(screen.contains("slow: starting"), "spinner message: {screen:?}");
+    assert!(screen.contains("0s") || screen.contains("1s"), "elapsed time: {screen:?}");
+    assert!(screen.contains("slow is running on port "), "{screen:?}");
+}

@@ -105,7 +105,7 @@ async fn list(client: &Client, printer: &Printer) -> Result<(), CliError> {
             out("no instances (create one: llamactl instance create NAME --backend llama_cpp --model PATH)");
             return;
         }
-        let mut table = p.table(&["NAME", "BACKEND", "STATUS", "PORT", "PID", "RESTARTS", "UPTIME", "MODEL"]);
+        let mut table = p.table(&["NAME", "BACKEND", "STATUS", "PORT", "PID", "RESTARTS", "UPTIME", "MODEL"], 7);
         for instance in instances.iter() {
             table.add_row(vec![
                 comfy_table::Cell::new(&instance.name),
@@ -285,7 +285,7 @@ async fn events(client: &Client, printer: &Printer, name: &str, limit: u32) -> R
             p.say(format!("no events for {name}"));
             return;
         }
-        let mut table = p.table(&["TIME", "FROM", "TO", "REASON", "PID", "PORT"]);
+        let mut table = p.table(&["TIME", "FROM", "TO", "REASON", "PID", "PORT"], 3);
         for event in events {
             table.add_row(vec![
                 comfy_table::Cell::new(time(Some(event.at))),

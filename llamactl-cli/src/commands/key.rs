@@ -124,7 +124,7 @@ async fn list(client: &Client, printer: &Printer) -> Result<(), CliError> {
             out("no keys (create one: llamactl key create NAME --all)");
             return;
         }
-        let mut table = p.table(&["ID", "NAME", "ACCESS", "EXPIRES", "CREATED", "LAST USED"]);
+        let mut table = p.table(&["ID", "NAME", "ACCESS", "EXPIRES", "CREATED", "LAST USED"], 1);
         for key in keys.iter() {
             table.add_row(vec![
                 key.id.to_string(),
@@ -164,7 +164,7 @@ async fn show_one(client: &Client, printer: &Printer, id: i64) -> Result<(), Cli
             out("Rights: none (the key can use no instance)");
             return;
         }
-        let mut table = p.table(&["INSTANCE", "INFER", "START", "EVICT"]);
+        let mut table = p.table(&["INSTANCE", "INFER", "START", "EVICT"], 0);
         let mark = |yes: bool| if yes { "yes" } else { "no" };
         for right in rights.iter() {
             table.add_row(vec![

@@ -23,7 +23,7 @@ pub async fn models(client: &Client, printer: &Printer) -> Result<(), CliError> 
             out("no models (the endpoint offers the instances this key may use)");
             return;
         }
-        let mut table = p.table(&["MODEL", "STATUS", "OWNED BY"]);
+        let mut table = p.table(&["MODEL", "STATUS", "OWNED BY"], 0);
         for model in &models.data {
             table.add_row(vec![
                 comfy_table::Cell::new(&model.id),
