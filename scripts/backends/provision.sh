@@ -166,7 +166,8 @@ provision_vllm() {
 command -v python3 >/dev/null || ensure_apt python3 python3
 ensure_python_venv
 provision_clients() {
-  log "API clients: openai, schemathesis"
+  log "API clients: openai, schemathesis; script(1) for the CLI's terminal tests"
+  ensure_apt script bsdutils
   ensure_venv "$DIR/venv-clients" "$OPENAI_SPEC" "$SCHEMATHESIS_SPEC"
   "$DIR/venv-clients/bin/python" -c 'import openai, schemathesis' || { log "clients do not import"; exit 1; }
   echo "export LLAMACTL_TEST_CLIENT_PYTHON='$DIR/venv-clients/bin/python'" >>"$ENV_TMP"
