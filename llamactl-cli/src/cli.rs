@@ -26,7 +26,8 @@ pub struct Cli {
     /// No colours (also when NO_COLOR is set or the output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Print only what scripts need (names for lists, nothing for actions).
+    /// Print only what scripts need: names or ids for lists, the status for `instance show`, the
+    /// secret for `key create`, nothing for actions.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Configuration file of the command line.
