@@ -128,10 +128,13 @@ pub enum InstanceCommand {
         /// Instance name.
         name: String,
     },
-    /// Replace an instance's options (a running instance restarts with them). Flags change the
-    /// current options; with -f the file's options replace them first.
+    /// Replace an instance's options (a running instance restarts with them).
+    ///
+    /// Without flags the options open as YAML in $VISUAL or $EDITOR (vi on a terminal). Flags
+    /// change the current options; with -f the file's options replace them first.
     ///
     /// Examples:
+    ///   llamactl instance edit qwen
     ///   llamactl instance edit qwen -O ctx_size=8192
     ///   llamactl instance edit qwen -f qwen.json
     #[command(verbatim_doc_comment)]

@@ -504,3 +504,68 @@ async fn on_a_terminal_tables_fit_its_width_colours_show_and_start_wait_spins() 
     assert!(screen.contains("0s") || screen.contains("1s"), "elapsed time: {screen:?}");
     assert!(screen.contains("slow is running on port "), "{screen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_without_flags_opens_the_options_in_the_editor_and_never_loses_an_edit() {
+    let server = TestServer::start(|_| {}).await;
+    let cli = Llamactl::new(&server.base, Some(MANAGEMENT_KEY));
+    cli.run(&[
+        "instance",
+        "create",
+        "qwen",
+        "--backend",
+        "llama_cpp",
+        "--model",
+        "/m.gguf",
+        "-O",
+        "ctx_size=4096",
+        "-q",
+    ])
+    .await
+    .ok();
+    let edit = |editor: &str| {
+        let mut command = cli.command(&["instance", "edit", "qwen"]);
+        command.env("EDITOR", editor);
+        command
+    };
+    let run = |mut command: tokio::process::Command| async move {
+        let output = command.output().await.unwrap();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+
+    // The editor sees the current options as YAML and its change is applied.
+    let (code, stdout, stderr) = run(edit("sed -i -e s/4096/2048/ -e s/m.gguf/n.gguf/")).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), "instance qwen updated\n"), "{stderr}");
+    let options = api(&server, Method::GET, "/api/v1/instances/qwen").await["options"].clone();
+    assert_eq!(options["backend_options"], json!({"model": "/n.gguf", "ctx_size": 2048}));
+
+    // Saved unchanged, or emptied: nothing is sent.
+    let (code, stdout, _) = run(edit("true")).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), "no changes: instance qwen is unchanged\n"));
+    let (code, stdout, _) = run(edit("truncate -s 0")).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), "edit cancelled: instance qwen is unchanged\n"));
+
+    // Refused by the server: the edit is kept, and the way to apply it once fixed is shown.
+    let (code, _, stderr) = run(edit("sed -i s/2048/big/")).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("ctx_size") && stderr.contains("your edit is kept in "), "{stderr}");
+    let kept = stderr.split("your edit is kept in ").nth(1).unwrap().split(';').next().unwrap().to_owned();
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("ctx_size: big"), "{kept}");
+    std::fs::write(&kept, std::fs::read_to_string(&kept).unwrap().replace("big", "1024")).unwrap();
+    assert_eq!(cli.run(&["instance", "edit", "qwen", "-f", &kept]).await.ok(), "instance qwen updated\n");
+    let options = api(&server, Method::GET, "/api/v1/instances/qwen").await["options"].clone();
+    assert_eq!(options["backend_options"]["ctx_size"], 1024);
+    std::fs::remove_file(&kept).unwrap();
+
+    // Not YAML: a usage error, the edit kept too. A failing editor changes nothing.
+    let (code, _, stderr) = run(edit("sh -c 'echo \"backend_options: [unclosed\" > \"$0\"'")).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    let kept = stderr.split("your edit is kept in ").nth(1).unwrap().split(';').next().unwrap().to_owned();
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("[unclosed"));
+    std::fs::remove_file(&kept).unwrap();
+    let (code, _, stderr) = run(edit("false")).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("error: the editor (false) failed"), "{stderr}");
+    let options = api(&server, Method::GET, "/api/v1/instances/qwen").await["options"].clone();
+    assert_eq!(options["backend_options"]["ctx_size"], 1024);
+}

@@ -9,6 +9,7 @@ use llamactl_api::{Answer, Client, Lifecycle};
 use serde_json::{Map, Value};
 
 use crate::cli::{InstanceCommand, OptionFlags, Output, WaitFlags};
+use crate::commands::editor::{self, Edited};
 use crate::commands::{options, wait};
 use crate::error::{CliError, context};
 use crate::output::{Printer, out, show, text, time, unix_time};
@@ -169,22 +170,46 @@ async fn show_one(client: &Client, printer: &Printer, name: &str) -> Result<(), 
 }
 
 async fn edit(client: &Client, printer: &Printer, name: &str, flags: &OptionFlags) -> Result<(), CliError> {
-    let nothing = flags.file.is_none()
-        && flags.from_command.is_none()
-        && flags.backend.is_none()
-        && flags.model.is_none()
-        && flags.options.is_empty()
-        && flags.env.is_empty();
-    if nothing {
+    let with_flags = flags.file.is_some()
+        || flags.from_command.is_some()
+        || flags.backend.is_some()
+        || flags.model.is_some()
+        || !flags.options.is_empty()
+        || !flags.env.is_empty();
+    if !with_flags && !editor::available() {
         return Err(CliError::Usage(
-            "nothing to change: give -O KEY=VALUE, -e KEY=VALUE, --model, --backend, --from-command or -f FILE".into(),
+            "nothing to change: give -O KEY=VALUE, -e KEY=VALUE, --model, --backend, --from-command or -f FILE, \
+             or set EDITOR to edit the options in an editor"
+                .into(),
         ));
     }
     let current = client.get_instance(name).await.map_err(context(format!("cannot edit instance {name}")))?;
     let base = current.options.clone().unwrap_or_else(|| Value::Object(Map::new()));
-    let options = options::build(client, flags, base).await?;
-    let updated =
-        client.update_instance(name, &options).await.map_err(context(format!("cannot update instance {name}")))?;
+    let (options, edited_file) = if with_flags {
+        (options::build(client, flags, base).await?, None)
+    } else {
+        match editor::edit(name, &base)? {
+            Edited::Cancelled => {
+                printer.say(format!("edit cancelled: instance {name} is unchanged"));
+                return Ok(());
+            }
+            Edited::Unchanged => {
+                printer.say(format!("no changes: instance {name} is unchanged"));
+                return Ok(());
+            }
+            Edited::Changed { options, file } => (options, Some(file)),
+        }
+    };
+    let updated = match client.update_instance(name, &options).await {
+        Ok(updated) => updated,
+        Err(error) => {
+            let mut error = context(format!("cannot update instance {name}"))(error);
+            if let (CliError::Server { hint, .. }, Some(file)) = (&mut error, edited_file) {
+                *hint = Some(editor::keep(name, file));
+            }
+            return Err(error);
+        }
+    };
     printer.print(&updated.raw, |p| {
         let note = if current.status == InstanceStatus::Stopped || current.status == InstanceStatus::Failed {
             String::new()

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub mod editor;
 pub mod instance;
 pub mod key;
 pub mod misc;
