@@ -50,6 +50,9 @@ pub enum ClientError {
     /// The client was given something unusable (a bad base URL).
     #[error("{0}")]
     Setup(String),
+    /// Certificate authorities that cannot be used.
+    #[error("{0}")]
+    Certificate(String),
     /// An instance name the server would refuse; nothing was sent.
     #[error("invalid instance {name:?}: {error}")]
     InvalidName {
@@ -125,6 +128,13 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Installs ring as the process's TLS (rustls) crypto provider, unless the program installed
+/// one already. [`Client::new`] calls it; programs that build other HTTPS clients call it first.
+pub fn install_tls_provider() {
+    // An error only says that a provider is installed already: that one is used.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A transport error as `cannot reach http://host:port: <the innermost cause>`: the outer
 /// layers of reqwest's error chain repeat the URL and add nothing a person can act on.
 fn unreachable(url: &str, error: &reqwest::Error) -> ClientError {
@@ -146,14 +156,32 @@ fn instance_path(name: &str, rest: &str) -> Result<String, ClientError> {
 }
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), sending `key` if given.
+    /// A client of the server at `base` (`http://127.0.0.1:8080`, or `https://...`, verified
+    /// against the system's certificate authorities), sending `key` if given.
     pub fn new(base: &str, key: Option<String>) -> Result<Self, ClientError> {
+        Self::build(base, key, Vec::new())
+    }
+
+    /// A client that also trusts the certificate authorities in `pem` (one or more PEM
+    /// certificates), for a server with a self-signed or private certificate.
+    pub fn with_ca_certificates(base: &str, key: Option<String>, pem: &[u8]) -> Result<Self, ClientError> {
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientError::Certificate(format!("not a PEM certificate: {e}")))?;
+        if roots.is_empty() {
+            return Err(ClientError::Certificate("no PEM certificate found".into()));
+        }
+        Self::build(base, key, roots)
+    }
+
+    fn build(base: &str, key: Option<String>, roots: Vec<reqwest::Certificate>) -> Result<Self, ClientError> {
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Setup(format!("server URL {base:?} must start with http:// or https://")));
         }
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .tls_certs_merge(roots)
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self { base, key, http })

@@ -9,4 +9,4 @@
 mod client;
 pub mod types;
 
-pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, is_temporary};
+pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, install_tls_provider, is_temporary};

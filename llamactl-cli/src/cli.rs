@@ -20,6 +20,10 @@ pub struct Cli {
     /// API key (a management key for everything but `models`).
     #[arg(long, global = true, env = "LLAMACTL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// PEM file of certificate authorities to trust for an https:// server (besides the
+    /// system's), e.g. for a self-signed certificate.
+    #[arg(long, global = true, env = "LLAMACTL_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,

@@ -51,6 +51,9 @@ pub fn context(what: impl Into<String>) -> impl FnOnce(ClientError) -> CliError 
     let what = what.into();
     move |source| {
         let hint = match &source {
+            ClientError::Unreachable { message, .. } if message.contains("certificate") => {
+                Some("to trust a private certificate authority, give its PEM file with --ca-cert".to_owned())
+            }
             ClientError::Unreachable { .. } => {
                 Some("is llamactl-server running? set --server or LLAMACTL_SERVER".to_owned())
             }

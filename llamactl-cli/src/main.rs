@@ -13,7 +13,7 @@ mod settings;
 use std::process::ExitCode;
 
 use clap::Parser;
-use llamactl_api::Client;
+use llamactl_api::{Client, ClientError};
 
 use crate::cli::{Cli, Command};
 use crate::commands::{instance, key, misc};
@@ -26,8 +26,20 @@ async fn run(cli: Cli, printer: Printer) -> Result<(), CliError> {
         return Ok(());
     }
     let connection = settings::connection(&cli)?;
-    let client =
-        Client::new(&connection.server, connection.api_key).map_err(|e| CliError::Usage(format!("--server: {e}")))?;
+    let client = match &connection.ca_cert {
+        None => Client::new(&connection.server, connection.api_key),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("--ca-cert: cannot read {}: {e}", path.display())))?;
+            Client::with_ca_certificates(&connection.server, connection.api_key, &pem)
+        }
+    };
+    let client = client.map_err(|e| match (e, &connection.ca_cert) {
+        (ClientError::Certificate(message), Some(path)) => {
+            CliError::Usage(format!("--ca-cert: {}: {message}", path.display()))
+        }
+        (other, _) => CliError::Usage(format!("--server: {other}")),
+    })?;
     match cli.command {
         Command::Instance(command) => instance::run(&client, &printer, command).await,
         Command::Key(command) => key::run(&client, &printer, command).await,
@@ -38,6 +50,8 @@ async fn run(cli: Cli, printer: Printer) -> Result<(), CliError> {
 }
 
 fn main() -> ExitCode {
+    // The TLS provider for https:// servers, before any client exists.
+    llamactl_api::install_tls_provider();
     // clap prints its own usage errors and exits with 2 (0 for --help and --version).
     let cli = Cli::parse();
     let printer = Printer::new(cli.output, cli.no_color, cli.quiet);

@@ -17,6 +17,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 struct FileSettings {
     server: Option<String>,
     api_key: Option<String>,
+    ca_cert: Option<PathBuf>,
 }
 
 /// The server URL and key to use.
@@ -26,6 +27,8 @@ pub struct Connection {
     pub server: String,
     /// API key.
     pub api_key: Option<String>,
+    /// Extra certificate authorities (PEM file).
+    pub ca_cert: Option<PathBuf>,
 }
 
 fn default_file() -> Option<PathBuf> {
@@ -49,5 +52,6 @@ pub fn connection(cli: &Cli) -> Result<Connection, CliError> {
     Ok(Connection {
         server: cli.server.clone().or(settings.server).unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
         api_key: cli.api_key.clone().or(settings.api_key),
+        ca_cert: cli.ca_cert.clone().or(settings.ca_cert),
     })
 }

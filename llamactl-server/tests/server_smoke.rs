@@ -67,6 +67,7 @@ async fn starts_on_defaults_serves_and_shuts_down_on_sigterm() {
     assert_eq!(std::fs::read_to_string(dir.path().join("management.key")).unwrap().trim(), key, "the key is kept");
     assert!(banner.iter().any(|l| l.contains(&dir.path().join("llamactl.db").display().to_string())), "{banner:?}");
 
+    llamactl_api::install_tls_provider();
     let client = reqwest::Client::new();
     let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");

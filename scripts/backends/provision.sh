@@ -166,8 +166,9 @@ provision_vllm() {
 command -v python3 >/dev/null || ensure_apt python3 python3
 ensure_python_venv
 provision_clients() {
-  log "API clients: openai, schemathesis; script(1) for the CLI's terminal tests"
+  log "API clients: openai, schemathesis; script(1) and openssl for the CLI's terminal and HTTPS tests"
   ensure_apt script bsdutils
+  ensure_apt openssl openssl
   ensure_venv "$DIR/venv-clients" "$OPENAI_SPEC" "$SCHEMATHESIS_SPEC"
   "$DIR/venv-clients/bin/python" -c 'import openai, schemathesis' || { log "clients do not import"; exit 1; }
   echo "export LLAMACTL_TEST_CLIENT_PYTHON='$DIR/venv-clients/bin/python'" >>"$ENV_TMP"

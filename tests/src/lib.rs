@@ -44,6 +44,12 @@ pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     candidate
 }
 
+/// Installs ring as the TLS provider (once; later calls do nothing). reqwest is built with
+/// `rustls-no-provider` in this workspace, so every program that builds a client installs one.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The purpose-built fault-injection backend of this crate.
 pub fn test_backend() -> String {
     crate_binary("llamactl-test-backend").display().to_string()
@@ -244,6 +250,7 @@ pub fn port_open(port: u16) -> bool {
 
 /// An HTTP client for tests.
 pub fn http() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 

@@ -65,6 +65,7 @@ impl TestServer {
     }
 
     async fn wait_healthy(&self) {
+        crate::install_tls_provider();
         let client = reqwest::Client::new();
         for _ in 0..500 {
             if client.get(format!("{}/health", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -107,6 +108,7 @@ impl Drop for TestServer {
 
 /// An HTTP client without a default timeout on streams.
 pub fn http() -> reqwest::Client {
+    crate::install_tls_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 

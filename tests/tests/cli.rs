@@ -569,3 +569,74 @@ async fn edit_without_flags_opens_the_options_in_the_editor_and_never_loses_an_e
     let options = api(&server, Method::GET, "/api/v1/instances/qwen").await["options"].clone();
     assert_eq!(options["backend_options"]["ctx_size"], 1024);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_servers_are_verified_and_a_private_authority_can_be_trusted() {
+    // An HTTPS server with a self-signed certificate for 127.0.0.1 (openssl s_server serving
+    // files), answering GET /api/v1/instances with [].
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap();
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    // A private certificate authority, and the server's certificate signed by it.
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ca = ["-days", "2", "-subj", "/CN=llamactl test CA", "-keyout", "ca.key", "-out", "ca.pem"];
+    openssl(&[&["req", "-x509"][..], &ec, &ca].concat());
+    openssl(&[&["req"][..], &ec, &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "server.csr"]].concat());
+    let extensions = "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+    std::fs::write(dir.path().join("server.ext"), extensions).unwrap();
+    let sign =
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out cert.pem";
+    openssl(&sign.split(' ').collect::<Vec<_>>());
+    std::fs::create_dir_all(dir.path().join("api/v1")).unwrap();
+    std::fs::write(dir.path().join("api/v1/instances"), "[]").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = tokio::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "cert.pem",
+            "-key",
+            "key.pem",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(
+        llamactl_tests::eventually(Duration::from_secs(10), || llamactl_tests::port_open(port)).await,
+        "openssl s_server did not listen"
+    );
+    let cli = Llamactl::new(&format!("https://127.0.0.1:{port}"), Some("key"));
+    let cert = dir.path().join("ca.pem");
+
+    // Not trusted by default: a clear refusal, and what to do.
+    let line = cli.run(&["instance", "ls"]).await.error(3);
+    assert!(line.contains("certificate"), "{line}");
+    assert!(line.ends_with("(to trust a private certificate authority, give its PEM file with --ca-cert)"), "{line}");
+
+    // Trusted with --ca-cert, LLAMACTL_CA_CERT or ca_cert: in the configuration file.
+    assert!(cli.run(&["--ca-cert", cert.to_str().unwrap(), "instance", "ls"]).await.ok().starts_with("no instances"));
+    let mut command = cli.command(&["instance", "ls", "-o", "json"]);
+    command.env("LLAMACTL_CA_CERT", &cert);
+    let output = command.output().await.unwrap();
+    assert_eq!((output.status.code(), String::from_utf8(output.stdout).unwrap()), (Some(0), "[]\n".to_owned()));
+    let config = cli.home().join(".config/llamactl");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("cli.yaml"), format!("ca_cert: {}\n", cert.display())).unwrap();
+    cli.run(&["instance", "ls"]).await.ok();
+
+    // Not a certificate, or no file: usage errors naming the file.
+    let key = dir.path().join("key.pem");
+    let line = cli.run(&["--ca-cert", key.to_str().unwrap(), "instance", "ls"]).await.error(2);
+    assert_eq!(line, format!("error: --ca-cert: {}: no PEM certificate found", key.display()));
+    let line = cli.run(&["--ca-cert", "/nonexistent.pem", "instance", "ls"]).await.error(2);
+    assert!(line.starts_with("error: --ca-cert: cannot read /nonexistent.pem"), "{line}");
+}
