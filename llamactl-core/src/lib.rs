@@ -2,8 +2,9 @@
 //!
 //! The library behind llamactl: typed options for llama.cpp, mlx_lm, vLLM and custom
 //! OpenAI-compatible servers, a [`Database`] trait with a SQLite implementation, and a
-//! [`Manager`] that supervises instances as local processes — readiness, automatic restart,
-//! idle timeout, on-demand start, running limits with LRU eviction, and logs.
+//! [`Manager`] that supervises instances as local processes or Docker containers ([`docker`]) —
+//! readiness, automatic restart, idle timeout, on-demand start, running limits with LRU
+//! eviction, and logs.
 //!
 //! It knows nothing of HTTP servers or command-line parsing; `llamactl-server` and
 //! `llamactl-cli` put those on top.
@@ -31,12 +32,14 @@
 
 pub mod backend;
 pub mod db;
+pub mod docker;
 pub mod logs;
 pub mod manager;
 pub mod options;
 pub mod ports;
 pub mod process;
 pub mod readiness;
+pub mod runtime;
 
 mod name;
 mod reason;

@@ -86,6 +86,12 @@ pub enum TransitionReason {
         /// How it ended.
         exit: ExitInfo,
     },
+    /// The kernel killed the backend for lack of memory (reported by the Docker engine; a
+    /// memory limit set with `docker.memory` is the usual cause).
+    OutOfMemory {
+        /// How it ended.
+        exit: ExitInfo,
+    },
     /// The process exited before it became ready.
     StartupExited {
         /// How it ended.
@@ -139,6 +145,11 @@ pub enum TransitionReason {
     },
     /// On boot, the recorded process was gone; the status is corrected to stopped.
     ManagerRestarted,
+    /// On boot, a container of this instance left by an earlier manager was removed.
+    LeftoverContainerRemoved {
+        /// Its name.
+        container: String,
+    },
 }
 
 impl TransitionReason {
@@ -155,6 +166,7 @@ impl TransitionReason {
             Self::IdleTimeout => "idle_timeout",
             Self::Evicted { .. } => "evicted",
             Self::Crashed { .. } => "crashed",
+            Self::OutOfMemory { .. } => "out_of_memory",
             Self::StartupExited { .. } => "startup_exited",
             Self::HealthTimeout { .. } => "health_timeout",
             Self::SpawnFailed { .. } => "spawn_failed",
@@ -166,6 +178,7 @@ impl TransitionReason {
             Self::Shutdown => "shutdown",
             Self::LeftoverStopped { .. } => "leftover_stopped",
             Self::ManagerRestarted => "manager_restarted",
+            Self::LeftoverContainerRemoved { .. } => "leftover_container_removed",
         }
     }
 }
@@ -175,6 +188,7 @@ impl fmt::Display for TransitionReason {
         match self {
             Self::Evicted { by } => write!(f, "evicted by {by}"),
             Self::Crashed { exit } => write!(f, "crashed ({exit})"),
+            Self::OutOfMemory { exit } => write!(f, "killed for lack of memory ({exit})"),
             Self::StartupExited { exit } => write!(f, "exited while starting ({exit})"),
             Self::HealthTimeout { after_ms } => write!(f, "not ready after {after_ms} ms"),
             Self::SpawnFailed { error } => write!(f, "spawn failed: {error}"),
@@ -188,6 +202,7 @@ impl fmt::Display for TransitionReason {
                 write!(f, "gave up after {restarts} restarts (last: {exit})")
             }
             Self::LeftoverStopped { pid } => write!(f, "stopped leftover process {pid}"),
+            Self::LeftoverContainerRemoved { container } => write!(f, "removed leftover container {container}"),
             other => f.write_str(other.kind()),
         }
     }
@@ -221,6 +236,8 @@ mod tests {
             TransitionReason::Shutdown,
             TransitionReason::LeftoverStopped { pid: 4 },
             TransitionReason::ManagerRestarted,
+            TransitionReason::OutOfMemory { exit: ExitInfo { code: Some(137), signal: None } },
+            TransitionReason::LeftoverContainerRemoved { container: "llamactl-a-1234".into() },
         ];
         for reason in all {
             let value = serde_json::to_value(&reason).unwrap();

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod cli;
+pub mod docker_images;
 pub mod server;
 
 use std::path::{Path, PathBuf};

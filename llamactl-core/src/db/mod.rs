@@ -60,6 +60,8 @@ pub struct RuntimeRecord {
     pub boot_id: Option<String>,
     /// Port the backend listens on.
     pub port: Option<u16>,
+    /// Docker container of the run, when it runs in one.
+    pub container_id: Option<String>,
     /// When the current or last run was spawned.
     pub started_at: Option<DateTime<Utc>>,
     /// When the current or last run became ready.
@@ -85,6 +87,7 @@ impl Default for RuntimeRecord {
             process_start_ticks: None,
             boot_id: None,
             port: None,
+            container_id: None,
             started_at: None,
             ready_at: None,
             stopped_at: None,
@@ -254,6 +257,10 @@ pub trait Database: Send + Sync + fmt::Debug {
 
     /// Deletes a key; `false` if there was none.
     async fn delete_api_key(&self, id: i64) -> Result<bool, DbError>;
+
+    /// This manager's identity (created on first use, then stable for the database): its Docker
+    /// containers carry it as a label.
+    async fn manager_id(&self) -> Result<String, DbError>;
 
     /// Whether the database answers (for readiness checks).
     async fn ping(&self) -> Result<(), DbError>;

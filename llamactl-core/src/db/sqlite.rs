@@ -140,7 +140,8 @@ macro_rules! select_instances {
     ($tail:literal) => {
         concat!(
             "SELECT i.id, i.name, i.status AS legacy_status, i.created_at, i.updated_at, i.options_json, ",
-            "r.status, r.desired_state, r.pid, r.process_start_ticks, r.boot_id, r.port, r.started_at, r.ready_at, ",
+            "r.status, r.desired_state, r.pid, r.process_start_ticks, r.boot_id, r.port, r.container_id, r.started_at, ",
+            "r.ready_at, ",
             "r.stopped_at, r.restart_count, r.last_exit_code, r.last_signal, r.last_error, r.last_reason ",
             "FROM instances i LEFT JOIN instance_runtime r ON r.instance_id = i.id ",
             $tail
@@ -175,6 +176,7 @@ fn runtime_from_row(row: &SqliteRow) -> Result<RuntimeRecord, DbError> {
         process_start_ticks: ticks.map(|t| u64::try_from(t).unwrap_or_default()),
         boot_id: row.try_get("boot_id")?,
         port: port.and_then(|p| u16::try_from(p).ok()),
+        container_id: row.try_get("container_id")?,
         started_at: from_millis(row.try_get("started_at")?),
         ready_at: from_millis(row.try_get("ready_at")?),
         stopped_at: from_millis(row.try_get("stopped_at")?),
@@ -224,11 +226,13 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
     let reason = runtime.last_reason.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
     sqlx::query(
         "INSERT INTO instance_runtime (instance_id, status, desired_state, pid, process_start_ticks, boot_id, port, \
-           started_at, ready_at, stopped_at, restart_count, last_exit_code, last_signal, last_error, last_reason, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+           container_id, started_at, ready_at, stopped_at, restart_count, last_exit_code, last_signal, last_error, \
+           last_reason, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT(instance_id) DO UPDATE SET status = excluded.status, desired_state = excluded.desired_state, \
            pid = excluded.pid, process_start_ticks = excluded.process_start_ticks, boot_id = excluded.boot_id, \
-           port = excluded.port, started_at = excluded.started_at, ready_at = excluded.ready_at, \
+           port = excluded.port, container_id = excluded.container_id, started_at = excluded.started_at, \
+           ready_at = excluded.ready_at, \
            stopped_at = excluded.stopped_at, restart_count = excluded.restart_count, \
            last_exit_code = excluded.last_exit_code, last_signal = excluded.last_signal, \
            last_error = excluded.last_error, last_reason = excluded.last_reason, updated_at = excluded.updated_at",
@@ -240,6 +244,7 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
     .bind(runtime.process_start_ticks.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
     .bind(runtime.boot_id.as_deref())
     .bind(runtime.port.map(i64::from))
+    .bind(runtime.container_id.as_deref())
     .bind(millis(runtime.started_at))
     .bind(millis(runtime.ready_at))
     .bind(millis(runtime.stopped_at))
@@ -490,6 +495,21 @@ impl Database for SqliteDatabase {
         let result =
             sqlx::query("DELETE FROM api_keys WHERE id = ?").bind(id).execute(&self.writer).await.map_err(map_err)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn manager_id(&self) -> Result<String, DbError> {
+        // Insert-if-absent, then read: two managers racing on one file agree on the first id.
+        let candidate = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("INSERT OR IGNORE INTO manager_meta (key, value) VALUES ('manager_id', ?)")
+            .bind(&candidate)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        let id: String = sqlx::query_scalar("SELECT value FROM manager_meta WHERE key = 'manager_id'")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(id)
     }
 
     async fn ping(&self) -> Result<(), DbError> {

@@ -16,12 +16,13 @@ use super::config::{InstanceSettings, ManagerConfig};
 use super::error::ManagerError;
 use super::slots::{SlotReservation, Slots};
 use super::state::{InstanceState, StatusNotice};
-use crate::backend::{Listen, build_command};
+use crate::backend::Listen;
 use crate::db::{Database, Transition};
+use crate::docker::DockerEngine;
 use crate::logs::{LogStore, LogStream};
 use crate::ports::{PortAllocator, PortError, PortLease};
-use crate::process::RunningProcess;
 use crate::readiness::ReadinessProbe;
+use crate::runtime::{BackendRun, Launch, LaunchError, RunExit, RunIdentity, launch_process};
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
 /// Lines of a failed backend's output attached to its error.
@@ -76,6 +77,8 @@ pub(crate) struct Context {
     pub(crate) slots: Arc<Slots>,
     pub(crate) probe: ReadinessProbe,
     pub(crate) notices: broadcast::Sender<StatusNotice>,
+    /// The Docker runtime (connects on first use).
+    pub(crate) docker: DockerEngine,
 }
 
 /// Aborts a task when dropped.
@@ -88,10 +91,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A live process and everything that belongs to its run.
+/// A live backend (process or container) and everything that belongs to its run.
 #[derive(Debug)]
 struct Run {
-    process: RunningProcess,
+    process: Box<dyn BackendRun>,
     _port: PortLease,
     /// Fires once the readiness endpoint answers (while starting).
     ready: Option<oneshot::Receiver<()>>,
@@ -103,7 +106,7 @@ struct Run {
 
 enum Event {
     Command(Command),
-    Exited(ExitInfo),
+    Exited(RunExit),
     Ready,
     StartupTimeout,
     IdleCheck,
@@ -258,9 +261,6 @@ impl Actor {
             Ok(options) => options.clone(),
             Err(error) => return Err(unsupported(format!("its stored options are invalid: {error}"))),
         };
-        if options.docker_enabled == Some(true) {
-            return Err(unsupported("docker_enabled: the Docker runtime is not available in this version".into()));
-        }
         if !options.nodes.is_empty() && !options.nodes.iter().any(|n| *n == self.ctx.config.local_node) {
             return Err(unsupported(format!(
                 "nodes: assigned to {} and this is node {}; remote nodes are not supported",
@@ -315,21 +315,26 @@ impl Actor {
             }
         };
         let listen = Listen { host, port: port.port() };
-        let Some(command) = build_command(self.name.as_str(), &options, &self.ctx.config.backends, &listen) else {
-            let error = ManagerError::Unsupported { name: self.name.to_string(), reason: "no command to run".into() };
-            self.fail(TransitionReason::Refused { error: error.to_string() }, error.to_string()).await;
-            return Err(error);
+        let launch = Launch {
+            name: self.name.as_str(),
+            options: &options,
+            listen: &listen,
+            backends: &self.ctx.config.backends,
         };
-        self.logs.push(LogStream::Manager, format!("starting: {command}"));
-        let process = match RunningProcess::spawn(&command, self.logs.clone()) {
+        let launched = if self.ctx.config.docker.wanted(&options) {
+            self.ctx.docker.launch(launch, self.logs.clone()).await
+        } else {
+            launch_process(launch, self.logs.clone())
+        };
+        let process = match launched {
             Ok(process) => process,
-            Err(error) => {
-                let text = error.to_string();
-                self.fail(TransitionReason::SpawnFailed { error: error.source.to_string() }, text.clone()).await;
+            Err(LaunchError { reason, message }) => {
+                self.logs.push(LogStream::Manager, format!("cannot start: {message}"));
+                self.fail(reason.clone(), message.clone()).await;
                 return Err(ManagerError::StartFailed {
                     name: self.name.to_string(),
-                    reason: TransitionReason::SpawnFailed { error: error.source.to_string() },
-                    detail: text,
+                    reason,
+                    detail: message,
                     retry_after: None,
                 });
             }
@@ -354,11 +359,21 @@ impl Actor {
             }
         };
 
-        let identity = process.identity().clone();
         let runtime = &mut self.state.runtime;
-        runtime.pid = Some(identity.pid);
-        runtime.process_start_ticks = Some(identity.start_ticks);
-        runtime.boot_id = identity.boot_id;
+        match process.identity() {
+            RunIdentity::Process(identity) => {
+                runtime.pid = Some(identity.pid);
+                runtime.process_start_ticks = Some(identity.start_ticks);
+                runtime.boot_id = identity.boot_id;
+                runtime.container_id = None;
+            }
+            RunIdentity::Container { id, .. } => {
+                runtime.pid = None;
+                runtime.process_start_ticks = None;
+                runtime.boot_id = None;
+                runtime.container_id = Some(id);
+            }
+        }
         runtime.port = Some(listen.port);
         runtime.started_at = Some(Utc::now());
         runtime.ready_at = None;
@@ -393,7 +408,7 @@ impl Actor {
         let mut automatic = false;
         if let Some(mut run) = self.run.take() {
             automatic = run.automatic;
-            run.process.reap_group(self.ctx.config.kill_timeout).await;
+            run.process.finish(self.ctx.config.kill_timeout).await;
         }
         self.clear_process(exit);
         let tail: Vec<String> = self.logs.tail(FAILURE_LOG_LINES).iter().map(|l| l.text.clone()).collect();
@@ -405,15 +420,17 @@ impl Actor {
         runtime.pid = None;
         runtime.process_start_ticks = None;
         runtime.boot_id = None;
+        runtime.container_id = None;
         runtime.port = None;
         runtime.stopped_at = Some(Utc::now());
         runtime.last_exit = exit;
         self.state.listen = None;
     }
 
-    async fn on_exit(&mut self, exit: ExitInfo) {
+    async fn on_exit(&mut self, ended: RunExit) {
         let status = self.state.runtime.status;
-        self.logs.push(LogStream::Manager, format!("process exited ({exit})"));
+        let exit = ended.exit;
+        self.logs.push(LogStream::Manager, format!("process exited ({ended})"));
         let (tail, automatic) = self.finish_run(exit).await;
         let Some(settings) = self.settings() else {
             self.fail(TransitionReason::Crashed { exit }, format!("exited ({exit})")).await;
@@ -426,7 +443,12 @@ impl Actor {
                 runtime.restart_count = 0;
             }
         }
-        let (reason, message) = if status == InstanceStatus::Starting {
+        let (reason, message) = if ended.oom_killed {
+            (
+                TransitionReason::OutOfMemory { exit },
+                format!("killed for lack of memory ({exit}); last output:\n{tail}"),
+            )
+        } else if status == InstanceStatus::Starting {
             (TransitionReason::StartupExited { exit }, format!("exited while starting ({exit}); last output:\n{tail}"))
         } else {
             (TransitionReason::Crashed { exit }, format!("crashed ({exit}); last output:\n{tail}"))
@@ -460,7 +482,7 @@ impl Actor {
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         self.logs.push(LogStream::Manager, format!("not ready after {after:?}; stopping"));
         let exit = self.kill_run().await;
-        let (tail, _) = self.finish_run(exit).await;
+        let (tail, _) = self.finish_run(exit.exit).await;
         let message = format!("readiness endpoint did not answer within {after:?}; last output:\n{tail}");
         self.fail(TransitionReason::HealthTimeout { after_ms }, message).await;
     }
@@ -487,8 +509,8 @@ impl Actor {
         Ok(())
     }
 
-    /// SIGTERM, grace, SIGKILL on the current run's process group.
-    async fn kill_run(&mut self) -> ExitInfo {
+    /// SIGTERM, grace, SIGKILL on the current run (its process group or container).
+    async fn kill_run(&mut self) -> RunExit {
         let (grace, kill) = (self.ctx.config.stop_grace, self.ctx.config.kill_timeout);
         match self.run.as_mut() {
             Some(run) => {
@@ -498,7 +520,7 @@ impl Actor {
                 }
                 exit
             }
-            None => ExitInfo::default(),
+            None => RunExit::default(),
         }
     }
 
@@ -506,7 +528,7 @@ impl Actor {
     async fn stop_run(&mut self, reason: TransitionReason) -> ExitInfo {
         self.activity.close();
         self.transition(InstanceStatus::Stopping, reason).await;
-        let exit = self.kill_run().await;
+        let exit = self.kill_run().await.exit;
         self.run = None;
         self.clear_process(exit);
         exit

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::InstanceOptions;
 use crate::backend::BackendsSettings;
+use crate::docker::DockerSettings;
 use crate::logs::Rotation;
 
 /// The instance settings that have defaults: the manager's configuration holds the defaults
@@ -100,6 +101,8 @@ pub struct ManagerConfig {
     pub backends: BackendsSettings,
     /// Name of this node; instances assigned only to other nodes are not run here.
     pub local_node: String,
+    /// The Docker runtime: engine address and per-backend container settings.
+    pub docker: DockerSettings,
 }
 
 impl Default for ManagerConfig {
@@ -121,6 +124,7 @@ impl Default for ManagerConfig {
             log_rotation: Rotation::default(),
             backends: BackendsSettings::default(),
             local_node: "main".into(),
+            docker: DockerSettings::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ use actor::{Actor, Command, Context};
 use slots::{Limits, SlotReservation, Slots};
 
 use crate::db::{Database, EventQuery, InstanceEvent, StoredInstance, Transition};
+use crate::docker::DockerEngine;
 use crate::logs::LogStore;
 use crate::ports::PortAllocator;
 use crate::process::{ProcessIdentity, terminate_group};
@@ -106,11 +107,13 @@ impl Manager {
     pub async fn open(config: ManagerConfig, db: Arc<dyn Database>) -> Result<Self, ManagerError> {
         check_config(&config)?;
         let limits = Limits { max_running: config.max_running_instances, groups: config.group_limits.clone() };
+        let manager_id = db.manager_id().await?;
         let ctx = Arc::new(Context {
             ports: PortAllocator::new(config.port_range.clone()),
             slots: Slots::new(limits),
             probe: ReadinessProbe::new(),
             notices: broadcast::channel(NOTICES).0,
+            docker: DockerEngine::new(config.docker.clone(), manager_id),
             db,
             config,
         });
@@ -124,7 +127,8 @@ impl Manager {
         };
 
         let stored = ctx.db.load_all().await?;
-        let recovered = futures::future::join_all(stored.into_iter().map(|s| recover(&ctx, s))).await;
+        let leftovers = remove_leftover_containers(&ctx, &stored).await;
+        let recovered = futures::future::join_all(stored.into_iter().map(|s| recover(&ctx, s, &leftovers))).await;
         let mut boot: Vec<(InstanceName, Option<chrono::DateTime<Utc>>)> = Vec::new();
         for instance in recovered {
             if let Ok(options) = &instance.options
@@ -190,6 +194,11 @@ impl Manager {
     /// The configuration the manager runs with.
     pub fn config(&self) -> &ManagerConfig {
         &self.shared.ctx.config
+    }
+
+    /// The Docker runtime (its manager id labels this manager's containers).
+    pub fn docker(&self) -> &DockerEngine {
+        &self.shared.ctx.docker
     }
 
     /// The database the manager persists to.
@@ -606,14 +615,39 @@ impl Manager {
     }
 }
 
+/// Removes the containers an earlier manager on this database left (found by this manager's
+/// label, so also those it created but never recorded), when Docker is in use at all. Returns
+/// the container name removed per instance.
+async fn remove_leftover_containers(ctx: &Context, stored: &[StoredInstance]) -> BTreeMap<String, String> {
+    let in_use = ctx.config.docker.any_enabled()
+        || stored.iter().any(|s| {
+            s.runtime.container_id.is_some() || s.options.as_ref().is_ok_and(|o| o.docker_enabled == Some(true))
+        });
+    if !in_use {
+        return BTreeMap::new();
+    }
+    match ctx.docker.remove_leftovers().await {
+        Ok(removed) => removed.into_iter().map(|c| (c.instance, c.name)).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for containers left by an earlier manager");
+            BTreeMap::new()
+        }
+    }
+}
+
 /// Brings a stored instance's runtime record up to date before its actor starts: a process
 /// recorded as ours that still runs (same pid, start time and boot) is stopped, since its port
-/// will be reused; a process that is gone is simply forgotten. Either way the status becomes
-/// `stopped` (or stays `failed`), with the transition recorded.
-async fn recover(ctx: &Context, mut stored: StoredInstance) -> StoredInstance {
+/// will be reused; a process that is gone is simply forgotten; a leftover container was removed
+/// already. Either way the status becomes `stopped` (or stays `failed`), with the transition
+/// recorded.
+async fn recover(ctx: &Context, mut stored: StoredInstance, leftovers: &BTreeMap<String, String>) -> StoredInstance {
     let runtime = &mut stored.runtime;
     let from = runtime.status;
     let mut reason = TransitionReason::ManagerRestarted;
+    let container = leftovers.get(stored.name.as_str()).cloned();
+    if let Some(container) = &container {
+        reason = TransitionReason::LeftoverContainerRemoved { container: container.clone() };
+    }
     if let (Some(pid), Some(start_ticks)) = (runtime.pid, runtime.process_start_ticks) {
         let identity = ProcessIdentity { pid, start_ticks, boot_id: runtime.boot_id.clone() };
         if identity.is_running() {
@@ -625,11 +659,12 @@ async fn recover(ctx: &Context, mut stored: StoredInstance) -> StoredInstance {
             reason = TransitionReason::LeftoverStopped { pid };
         }
     }
-    let had_process = runtime.pid.is_some();
+    let had_process = runtime.pid.is_some() || runtime.container_id.is_some() || container.is_some();
     if !had_process && !from.holds_slot() {
         return stored;
     }
     runtime.pid = None;
+    runtime.container_id = None;
     runtime.process_start_ticks = None;
     runtime.boot_id = None;
     runtime.port = None;

@@ -105,11 +105,13 @@ async fn a_backend_that_never_answers_times_out_and_is_killed() {
 #[tokio::test]
 async fn instances_that_cannot_run_here_say_why() {
     let manager = manager().await;
-    let mut docker = options(json!({"backend_type": "vllm", "backend_options": {"model": "m"}}));
+    // A custom backend in a container needs an image; nothing reaches the engine without one.
+    let mut docker = shell("true");
     docker.docker_enabled = Some(true);
     manager.create(name("d"), docker).await.unwrap();
     let err = manager.start("d").await.unwrap_err();
-    assert!(err.to_string().contains("docker_enabled"), "{err}");
+    assert!(err.to_string().contains("docker.image: no image for a custom container"), "{err}");
+    assert!(matches!(manager.get("d").unwrap().state.runtime.last_reason, Some(TransitionReason::Refused { .. })));
 
     let mut remote = shell("true");
     remote.nodes = vec!["gpu-box".into()];

@@ -234,8 +234,11 @@ pub struct InstanceOptions {
     pub command_override: Option<String>,
     /// Group, for per-group running limits.
     pub group: Option<String>,
-    /// Run as a Docker container.
+    /// Run as a Docker container (default: the backend's `docker.enabled` setting).
     pub docker_enabled: Option<bool>,
+    /// How its container runs — image, volumes, GPUs, shm size, network, ... — laid over the
+    /// backend's configured Docker settings.
+    pub docker: Option<crate::docker::DockerRunOptions>,
     /// Nodes the instance is assigned to (multi-node setups).
     pub nodes: Vec<String>,
     /// llama.cpp router presets (kept for compatibility).
@@ -265,6 +268,7 @@ pub const INSTANCE_FIELDS: &[&str] = &[
     "command_override",
     "group",
     "docker_enabled",
+    "docker",
     "nodes",
     "preset_ini",
 ];
@@ -307,6 +311,7 @@ impl InstanceOptions {
             command_override: None,
             group: None,
             docker_enabled: None,
+            docker: None,
             nodes: Vec::new(),
             preset_ini: None,
             unknown: Map::new(),
@@ -397,6 +402,13 @@ impl InstanceOptions {
             command_override: field(map, "command_override")?,
             group: field(map, "group")?,
             docker_enabled: field(map, "docker_enabled")?,
+            docker: match map.get("docker") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(
+                    serde_json::from_value(value.clone())
+                        .map_err(|e| OptionsError::wrong_type("docker", e.to_string()))?,
+                ),
+            },
             nodes: field(map, "nodes")?.unwrap_or_default(),
             preset_ini: field(map, "preset_ini")?,
             unknown,
@@ -428,6 +440,7 @@ impl InstanceOptions {
         put("command_override", self.command_override.clone().map(Value::from));
         put("group", self.group.clone().map(Value::from));
         put("docker_enabled", self.docker_enabled.map(Value::from));
+        put("docker", self.docker.as_ref().and_then(|d| serde_json::to_value(d).ok()));
         put("nodes", (!self.nodes.is_empty()).then(|| Value::from(self.nodes.clone())));
         put("preset_ini", self.preset_ini.clone().map(Value::from));
         for (key, value) in &self.unknown {
@@ -490,6 +503,9 @@ impl InstanceOptions {
         }
         if self.docker_enabled == Some(true) && self.backend.backend_type() == BackendType::MlxLm {
             return Err(OptionsError::invalid("docker_enabled", "mlx_lm has no Docker mode"));
+        }
+        if let Some(docker) = &self.docker {
+            docker.validate().map_err(|(field, message)| OptionsError::invalid(field, message))?;
         }
         if self.startup_timeout == Some(Duration::ZERO) {
             return Err(OptionsError::invalid("startup_timeout", "must be greater than zero"));

@@ -34,6 +34,7 @@ use serde_norway::Value as Yaml;
 
 use super::Config;
 use super::expand::{ExpandError, expand};
+use llamactl_core::docker::DockerRunOptions;
 
 /// Environment variable naming the configuration file.
 const CONFIG_PATH_VAR: &str = "LLAMACTL_CONFIG_PATH";
@@ -181,8 +182,10 @@ fn load_from(
     let config: Config = figment.extract().map_err(|e| invalid(&e, None, &env_layer))?;
 
     validate(&config).map_err(|(key, message)| {
-        let (file, variable) = origin(figment.find_metadata(key), key, &env_layer);
-        ConfigError::Invalid { key: key.to_owned(), file, variable, message }
+        // `a.b[1]` was found at `a.b`.
+        let path = key.split('[').next().unwrap_or(&key);
+        let (file, variable) = origin(figment.find_metadata(path), path, &env_layer);
+        ConfigError::Invalid { key, file, variable, message }
     })?;
 
     Ok(LoadedConfig { config, source: file.map(|f| f.path), warnings })
@@ -204,22 +207,44 @@ fn choose_file(
 }
 
 /// Meaning checks serde cannot do. Returns the key and what is wrong.
-fn validate(config: &Config) -> Result<(), (&'static str, String)> {
+fn validate(config: &Config) -> Result<(), (String, String)> {
     let [start, end] = config.instances.port_range;
     if start == 0 {
-        return Err(("instances.port_range", format!("the range [{start}, {end}] starts at 0; ports start at 1")));
+        return Err((
+            "instances.port_range".into(),
+            format!("the range [{start}, {end}] starts at 0; ports start at 1"),
+        ));
     }
     if start > end {
-        return Err(("instances.port_range", format!("the range [{start}, {end}] ends before it starts")));
+        return Err(("instances.port_range".into(), format!("the range [{start}, {end}] ends before it starts")));
     }
     if config.instances.on_demand_start_timeout == 0 {
-        return Err(("instances.on_demand_start_timeout", "must be at least 1 second".to_owned()));
+        return Err(("instances.on_demand_start_timeout".into(), "must be at least 1 second".to_owned()));
+    }
+    for (key, backend) in [
+        ("backends.llama-cpp.docker", &config.backends.llama_cpp),
+        ("backends.vllm.docker", &config.backends.vllm),
+        ("backends.mlx.docker", &config.backends.mlx),
+    ] {
+        let docker = &backend.docker;
+        if key == "backends.mlx.docker" && docker.enabled {
+            return Err(("backends.mlx.docker.enabled".to_owned(), "mlx_lm has no Docker mode".to_owned()));
+        }
+        if let Err(message) = DockerRunOptions::from_run_args(&docker.args) {
+            return Err((format!("{key}.args"), message));
+        }
+        if let Ok(run) = docker.run_options()
+            && let Err((field, message)) = run.validate()
+        {
+            // `docker.volumes[1]` in the instance's terms is `<backend>.docker.volumes[1]` here.
+            return Err((format!("{key}.{}", field.trim_start_matches("docker.")), message));
+        }
     }
     // An empty key would let in anyone who sends an empty one; it is usually a `${VAR}` whose
     // variable is not set (expanded to nothing, as a shell does).
     if let Some(position) = config.auth.management_keys.iter().position(|k| k.trim().is_empty()) {
         return Err((
-            "auth.management_keys",
+            "auth.management_keys".into(),
             format!("key {} is empty (is the variable it names unset?); remove it or give a key", position + 1),
         ));
     }
@@ -478,6 +503,9 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_VLLM_DOCKER_IMAGE", "backends.vllm.docker.image", Text),
         var("LLAMACTL_VLLM_DOCKER_ARGS", "backends.vllm.docker.args", Args),
         var("LLAMACTL_VLLM_DOCKER_ENV", "backends.vllm.docker.environment", Pairs),
+        var("LLAMACTL_DOCKER_HOST", "docker.host", Text),
+        var("LLAMACTL_DOCKER_TLS_VERIFY", "docker.tls_verify", Bool),
+        var("LLAMACTL_DOCKER_CERT_PATH", "docker.cert_path", Text),
         // backends: MLX
         var("LLAMACTL_MLX_COMMAND", "backends.mlx.command", Text),
         var("LLAMACTL_MLX_ARGS", "backends.mlx.args", Args),
@@ -897,7 +925,9 @@ mod tests {
                 EnvKind::Bool => &["true", "false"],
                 EnvKind::U16 | EnvKind::U32 | EnvKind::U64 | EnvKind::I64 => &["7", "8"],
                 EnvKind::PortRange => &["8000-8100"],
-                EnvKind::List | EnvKind::Args => &["a,b"],
+                EnvKind::List => &["a,b"],
+                // Valid both as backend arguments and as `docker run` arguments.
+                EnvKind::Args => &["--rm --init"],
                 EnvKind::Pairs => &["A=1,B=2"],
                 EnvKind::Headers => &["X-A=1;X-B=2"],
                 EnvKind::LogFormat => &["json"],
@@ -1150,5 +1180,55 @@ nodes:
         assert_eq!(c.backends.vllm.args, ["--a"]);
         assert_eq!(c.backends.vllm.command.as_deref(), Some("vllm"));
         assert_eq!(c.backends.vllm.environment, c.backends.llama_cpp.environment);
+    }
+
+    #[test]
+    fn go_docker_run_arguments_become_container_settings() {
+        use llamactl_core::docker::{DockerNetwork, GpuRequest};
+        let text = "backends:\n  llama-cpp:\n    docker:\n      enabled: true\n      image: ghcr.io/ggml-org/llama.cpp:server-cuda\n      \
+                    args: [run, --rm, --network, host, --gpus, all, -v, /srv/models:/models:ro, --shm-size, 1g]\n      \
+                    environment: {CUDA_VISIBLE_DEVICES: '0'}\n  vllm:\n    docker:\n      volumes: ['/srv/hf:/root/.cache/huggingface']\n      \
+                    gpus: [0, 1]\ndocker:\n  host: tcp://10.0.0.5:2375\n";
+        let (_dir, _path, result) = load_file(text, &[]);
+        let config = result.unwrap().config;
+        let docker = config.manager_config().docker;
+        assert_eq!(docker.host.as_deref(), Some("tcp://10.0.0.5:2375"));
+        let llama = &docker.llama_cpp;
+        assert!(llama.enabled);
+        assert_eq!(llama.run.image.as_deref(), Some("ghcr.io/ggml-org/llama.cpp:server-cuda"));
+        assert_eq!(llama.run.entrypoint, Some(vec!["/app/llama-server".to_owned()]), "the default entrypoint stays");
+        assert_eq!(llama.run.network, Some(DockerNetwork::Host));
+        assert_eq!(llama.run.gpus, Some(GpuRequest::All));
+        assert_eq!(llama.run.volumes, ["/srv/models:/models:ro"]);
+        assert_eq!(llama.run.shm_size.map(|s| s.bytes()), Some(1 << 30));
+        assert_eq!(llama.run.environment["CUDA_VISIBLE_DEVICES"], "0");
+        let vllm = &docker.vllm;
+        assert!(!vllm.enabled);
+        assert_eq!(vllm.run.image.as_deref(), Some("vllm/vllm-openai:latest"));
+        assert_eq!(vllm.run.gpus, Some(GpuRequest::Devices(vec!["0".into(), "1".into()])));
+        let env = env_of(&[("LLAMACTL_DOCKER_HOST", "unix:///run/user/1000/docker.sock")]);
+        let config = load_from(None, &env, &[]).unwrap().config;
+        assert_eq!(config.docker.host.as_deref(), Some("unix:///run/user/1000/docker.sock"));
+    }
+
+    #[test]
+    fn docker_settings_llamactl_cannot_apply_stop_the_start_naming_the_key() {
+        let (_dir, path, result) = load_file("backends:\n  vllm:\n    docker:\n      args: [run, --privileged]\n", &[]);
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("backends.vllm.docker.args") && text.contains("--privileged"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+
+        let (_dir, _path, result) =
+            load_file("backends:\n  llama-cpp:\n    docker:\n      volumes: ['/a:/m', '/b:/m']\n", &[]);
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("backends.llama-cpp.docker.volumes[1]"), "{text}");
+
+        let (_dir, _path, result) = load_file("backends:\n  mlx:\n    docker:\n      enabled: true\n", &[]);
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("backends.mlx.docker.enabled") && text.contains("no Docker mode"), "{text}");
+
+        let env = env_of(&[("LLAMACTL_LLAMACPP_DOCKER_ARGS", "run --ipc host")]);
+        let text = load_from(None, &env, &[]).unwrap_err().to_string();
+        assert!(text.contains("LLAMACTL_LLAMACPP_DOCKER_ARGS") && text.contains("--ipc"), "{text}");
     }
 }

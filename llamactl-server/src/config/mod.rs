@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use llamactl_core::ManagerConfig;
 use llamactl_core::backend::{BackendSettings, BackendsSettings};
+use llamactl_core::docker::{BackendDocker, ByteSize, DockerNetwork, DockerRunOptions, DockerSettings, GpuRequest};
 use llamactl_core::logs::Rotation;
 use llamactl_core::manager::InstanceSettings;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Backend commands.
     pub backends: BackendsConfig,
+    /// The Docker engine that runs containerised instances.
+    pub docker: DockerEngineConfig,
     /// Instance defaults and limits.
     pub instances: InstancesConfig,
     /// Database.
@@ -114,24 +117,71 @@ pub struct BackendConfig {
     pub args: Vec<String>,
     /// Environment for every instance of this backend.
     pub environment: BTreeMap<String, String>,
-    /// Docker settings (used by the Docker runtime, not yet available).
+    /// How its instances run as Docker containers.
     pub docker: DockerConfig,
     /// Headers added to responses proxied from this backend.
     pub response_headers: BTreeMap<String, String>,
 }
 
-/// `backends.<name>.docker`
+/// `backends.<name>.docker`: the Go llamactl's keys (`enabled`, `image`, `args`,
+/// `environment`) and typed settings of llamactl's own. `args` are `docker run` arguments as
+/// the Go llamactl passed them to the `docker` command; llamactl reads the ones it can apply
+/// through the Engine API (`--network`, `--gpus`, `-v`, `--shm-size`, `-m`, `-e`) and refuses
+/// the others at load, naming them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
-    /// Run instances of this backend as containers by default.
+    /// Run instances of this backend as containers unless their `docker_enabled` says no.
     pub enabled: bool,
-    /// Image.
+    /// Image (default: `ghcr.io/ggml-org/llama.cpp:server`, `vllm/vllm-openai:latest`).
     pub image: Option<String>,
-    /// Extra `docker run` arguments.
+    /// `docker run` arguments (see above).
     pub args: Vec<String>,
     /// Container environment.
     pub environment: BTreeMap<String, String>,
+    /// Entrypoint replacing the image's (default: `/app/llama-server`, `vllm`).
+    pub entrypoint: Option<Vec<String>>,
+    /// `bridge` (default: the port is published on the instance's host address) or `host`.
+    pub network: Option<DockerNetwork>,
+    /// Mounts, `SOURCE:TARGET[:ro]`.
+    pub volumes: Vec<String>,
+    /// GPUs: `all`, a number, or a list of device ids.
+    pub gpus: Option<GpuRequest>,
+    /// Size of /dev/shm (`1g`).
+    pub shm_size: Option<ByteSize>,
+    /// Memory limit (`16g`).
+    pub memory: Option<ByteSize>,
+}
+
+impl DockerConfig {
+    /// The run options: those read from `args`, overlaid with the typed keys.
+    pub fn run_options(&self) -> Result<DockerRunOptions, String> {
+        let from_args = DockerRunOptions::from_run_args(&self.args)?;
+        let typed = DockerRunOptions {
+            image: self.image.clone(),
+            entrypoint: self.entrypoint.clone(),
+            network: self.network,
+            volumes: self.volumes.clone(),
+            gpus: self.gpus.clone(),
+            shm_size: self.shm_size,
+            memory: self.memory,
+            environment: self.environment.clone(),
+        };
+        Ok(from_args.overlay(&typed))
+    }
+}
+
+/// `docker.*`: where the Docker engine is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerEngineConfig {
+    /// `unix:///var/run/docker.sock`, `tcp://HOST:2375`, `https://HOST:2376` (default:
+    /// `$DOCKER_HOST`, else the local socket).
+    pub host: Option<String>,
+    /// TLS for a `tcp://` address (as `DOCKER_TLS_VERIFY`).
+    pub tls_verify: bool,
+    /// Folder with `ca.pem`, `cert.pem`, `key.pem` (default: `$DOCKER_CERT_PATH`, else `~/.docker`).
+    pub cert_path: Option<PathBuf>,
 }
 
 /// `instances.*`
@@ -320,7 +370,26 @@ impl Config {
                 vllm: backend(&self.backends.vllm),
             },
             local_node: if self.local_node.is_empty() { "main".into() } else { self.local_node.clone() },
+            docker: self.docker_settings(),
             ..ManagerConfig::default()
+        }
+    }
+
+    /// The Docker runtime's settings: each backend's defaults overlaid with its configured
+    /// `docker` settings (checked when the configuration was loaded).
+    pub fn docker_settings(&self) -> DockerSettings {
+        let defaults = DockerSettings::default();
+        let backend = |base: &BackendDocker, configured: &DockerConfig| BackendDocker {
+            enabled: configured.enabled,
+            run: base.run.overlay(&configured.run_options().unwrap_or_default()),
+        };
+        DockerSettings {
+            host: self.docker.host.clone(),
+            tls_verify: self.docker.tls_verify,
+            cert_path: self.docker.cert_path.clone(),
+            llama_cpp: backend(&defaults.llama_cpp, &self.backends.llama_cpp.docker),
+            vllm: backend(&defaults.vllm, &self.backends.vllm.docker),
+            custom: defaults.custom,
         }
     }
 

@@ -7,6 +7,7 @@
 //! llamactl-test-backend --port 8001 [--host 127.0.0.1] [--ready-after-ms 500] [--never-ready]
 //!     [--exit-after-ms 1000 --exit-code 3] [--ignore-sigterm] [--spawn-child]
 //!     [--response-delay-ms 200] [--print-env VAR] [--log-lines N] [--stdout-junk]
+//!     [--allocate-mb-after-ready N]   (touches N MiB once ready: for out-of-memory tests)
 //! ```
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ struct Options {
     stream_interval: Duration,
     print_env: Vec<String>,
     log_lines: u32,
+    allocate_mb: usize,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -70,6 +72,9 @@ fn parse_args() -> anyhow::Result<Options> {
             "--stream-interval-ms" => options.stream_interval = millis(args.next(), "--stream-interval-ms")?,
             "--print-env" => options.print_env.push(args.next().context("--print-env needs a value")?),
             "--log-lines" => options.log_lines = args.next().context("--log-lines needs a value")?.parse()?,
+            "--allocate-mb-after-ready" => {
+                options.allocate_mb = args.next().context("--allocate-mb-after-ready needs a value")?.parse()?
+            }
             other => bail!("unknown argument {other}"),
         }
     }
@@ -213,10 +218,22 @@ async fn main() -> anyhow::Result<()> {
     if !options.never_ready {
         let state = state.clone();
         let after = options.ready_after;
+        let allocate_mb = options.allocate_mb;
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             state.ready.store(true, Ordering::SeqCst);
             println!("ready");
+            if allocate_mb > 0 {
+                // Grows 1 MiB at a time, writing every page, so that a memory limit is hit for real.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                println!("allocating {allocate_mb} MiB");
+                let mut held: Vec<Vec<u8>> = Vec::with_capacity(allocate_mb);
+                for _ in 0..allocate_mb {
+                    held.push(vec![1u8; 1024 * 1024]);
+                }
+                println!("allocated {} MiB", held.len());
+                std::future::pending::<()>().await;
+            }
         });
     }
     let app = Router::new()

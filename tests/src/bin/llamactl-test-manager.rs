@@ -5,7 +5,8 @@
 //! llamactl-test-manager --db PATH --ports 20000-20099 [--logs DIR] [--llama-server PATH]
 //!     --start NAME [--start NAME ...]
 //! ```
-//! Prints `ready {"name": pid, ...}` once every named instance runs, then waits to be killed.
+//! Prints `ready {"name": pid or container id, ...}` once every named instance runs, then waits
+//! to be killed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("instance not ready in time")??
         .clone();
-        pids.insert(name.clone(), ready.runtime.pid.into());
+        // A local process by its pid; a container by its id.
+        let id = match (ready.runtime.pid, ready.runtime.container_id) {
+            (Some(pid), _) => pid.into(),
+            (None, Some(container)) => container.into(),
+            (None, None) => serde_json::Value::Null,
+        };
+        pids.insert(name.clone(), id);
     }
     println!("ready {}", serde_json::Value::Object(pids));
     std::future::pending::<()>().await;
