@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a benchmark and prints its figures (nothing is asserted about time).
-#   scripts/bench.sh readiness [llama-server|test-backend]   readiness detection lag and start overhead
+#   scripts/bench.sh readiness [llama-server|test-backend|container]   readiness detection lag and start overhead
 #   scripts/bench.sh proxy [fixed|llama-server|keys]          proxy throughput, latency, streaming, cold start, key checks
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail

@@ -5,6 +5,9 @@
 //!    reports `running`.
 //! 2. Start overhead: the manager's start-to-ready minus the bare backend's spawn-to-ready
 //!    (same command line, polled every millisecond), measured alternately in the same run.
+//! 3. The same for a container (the test backend in a locally built image): the manager's
+//!    start-to-ready against creating and starting the same container straight through the
+//!    Engine API.
 //!
 //! Run: `scripts/bench.sh readiness` (or, with the backends' env sourced,
 //! `cargo bench -p llamactl-tests --bench readiness`). `LLAMACTL_BENCH_ITERATIONS` sets the
@@ -71,6 +74,32 @@ async fn bare_round(options: &InstanceOptions, settings: &llamactl_core::backend
     (ready - t0).as_secs_f64() * 1e3
 }
 
+/// Creates and starts the container the manager would run, under another name and on
+/// `port`, straight through the Engine API; returns the time to its first answer.
+async fn bare_container_round(
+    m: &Manager,
+    options: &InstanceOptions,
+    backends: &llamactl_core::backend::BackendsSettings,
+    port: u16,
+) -> f64 {
+    use llamactl_core::docker::spec::{ContainerNetwork, create_body};
+    let listen = Listen { host: "127.0.0.1".into(), port };
+    let launch = llamactl_core::runtime::Launch { name: "bench-bare", options, listen: &listen, backends };
+    let mut spec = m.docker().container_spec(launch).unwrap();
+    spec.name = format!("{}-bare", spec.name);
+    spec.labels.clear();
+    spec.network = ContainerNetwork::Publish { host_ip: "127.0.0.1".into(), host_port: port, container_port: port };
+    let docker = llamactl_tests::docker_images::docker().await;
+    let t0 = Instant::now();
+    let create = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&spec.name).build();
+    let created = docker.create_container(Some(create), create_body(&spec)).await.unwrap();
+    docker.start_container(&created.id, None).await.unwrap();
+    let ready = first_answer(port, "/health").await;
+    let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+    docker.remove_container(&created.id, Some(remove)).await.unwrap();
+    (ready - t0).as_secs_f64() * 1e3
+}
+
 fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -88,10 +117,15 @@ async fn bench(label: &str, options: InstanceOptions, iterations: usize) {
     m.stop("bench").await.unwrap();
     let bare_port = *t.config.port_range.end();
 
+    let in_container = t.config.docker.wanted(&options);
     let mut rounds = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let (lag_ms, managed_ms) = managed_round(m, "bench").await;
-        let bare_ms = bare_round(&options, &t.config.backends, bare_port).await;
+        let bare_ms = if in_container {
+            bare_container_round(m, &options, &t.config.backends, bare_port).await
+        } else {
+            bare_round(&options, &t.config.backends, bare_port).await
+        };
         rounds.push(Round { lag_ms, managed_ms, bare_ms });
     }
     let lag: Vec<f64> = rounds.iter().map(|r| r.lag_ms).collect();
@@ -129,5 +163,19 @@ async fn main() {
     }
     if "test-backend".contains(filter.as_str()) {
         bench("test backend (ready after 50 ms)", test_backend_options(&["--ready-after-ms", "50"]), iterations).await;
+    }
+    if "container".contains(filter.as_str()) {
+        let image =
+            llamactl_tests::docker_images::test_backend_image(&llamactl_tests::docker_images::docker().await).await;
+        let options = llamactl_tests::options(serde_json::json!({
+            "backend_type": "custom",
+            "backend_options": {
+                "command": "/usr/local/bin/llamactl-test-backend",
+                "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"],
+            },
+            "docker_enabled": true,
+            "docker": {"image": image},
+        }));
+        bench("test backend in a container (ready after 50 ms)", options, iterations).await;
     }
 }
