@@ -2,6 +2,7 @@
 # Runs a benchmark and prints its figures (nothing is asserted about time).
 #   scripts/bench.sh readiness [llama-server|test-backend|container]   readiness detection lag and start overhead
 #   scripts/bench.sh proxy [fixed|llama-server|keys]          proxy throughput, latency, streaming, cold start, key checks
+#   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -113,6 +113,20 @@ impl PortAllocator {
         self.lock().pinned.get(&port).cloned()
     }
 
+    /// Takes `port` for a run of `owner` that is already listening on it (an adopted backend):
+    /// no check that the port is free, but it must not be leased to another instance.
+    pub fn adopt(&self, owner: &str, port: u16) -> Result<PortLease, PortError> {
+        let mut state = self.lock();
+        if let Some(holder) = state.leased.get(&port).filter(|h| *h != owner) {
+            return Err(PortError::Conflict { port, owner: holder.clone() });
+        }
+        if let Some(holder) = state.pinned.get(&port).filter(|h| *h != owner) {
+            return Err(PortError::Conflict { port, owner: holder.clone() });
+        }
+        state.leased.insert(port, owner.to_owned());
+        Ok(PortLease { port, state: self.state.clone() })
+    }
+
     /// Takes a port for a run of `owner`: its pinned port if given (checked free), else the next
     /// free port of the range, round robin, skipping pinned and leased ports and any port that
     /// cannot be bound on `host`.

@@ -145,6 +145,15 @@ pub enum TransitionReason {
     },
     /// On boot, the recorded process was gone; the status is corrected to stopped.
     ManagerRestarted,
+    /// On boot, the backend an earlier manager left running was taken over: same process (or
+    /// container), no new start.
+    Adopted,
+    /// On boot, the backend an earlier manager left running could not be taken over, and was
+    /// stopped.
+    AdoptionRefused {
+        /// Why.
+        why: String,
+    },
     /// On boot, a container of this instance left by an earlier manager was removed.
     LeftoverContainerRemoved {
         /// Its name.
@@ -179,6 +188,8 @@ impl TransitionReason {
             Self::LeftoverStopped { .. } => "leftover_stopped",
             Self::ManagerRestarted => "manager_restarted",
             Self::LeftoverContainerRemoved { .. } => "leftover_container_removed",
+            Self::Adopted => "adopted",
+            Self::AdoptionRefused { .. } => "adoption_refused",
         }
     }
 }
@@ -203,6 +214,7 @@ impl fmt::Display for TransitionReason {
             }
             Self::LeftoverStopped { pid } => write!(f, "stopped leftover process {pid}"),
             Self::LeftoverContainerRemoved { container } => write!(f, "removed leftover container {container}"),
+            Self::AdoptionRefused { why } => write!(f, "not taken over: {why}"),
             other => f.write_str(other.kind()),
         }
     }
@@ -238,6 +250,8 @@ mod tests {
             TransitionReason::ManagerRestarted,
             TransitionReason::OutOfMemory { exit: ExitInfo { code: Some(137), signal: None } },
             TransitionReason::LeftoverContainerRemoved { container: "llamactl-a-1234".into() },
+            TransitionReason::Adopted,
+            TransitionReason::AdoptionRefused { why: "its options changed".into() },
         ];
         for reason in all {
             let value = serde_json::to_value(&reason).unwrap();

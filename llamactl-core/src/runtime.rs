@@ -2,6 +2,7 @@
 //! the supervisor drives both alike: start, wait for the exit, stop, and leave nothing behind.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,13 +48,22 @@ impl fmt::Display for RunExit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunIdentity {
     /// A local process (and its process group).
-    Process(ProcessIdentity),
+    Process {
+        /// Pid, start time, boot.
+        identity: ProcessIdentity,
+        /// [`command_hash`](crate::process::command_hash) of what it runs.
+        command_hash: String,
+        /// The file its output goes to, if it can outlive the manager.
+        output: Option<PathBuf>,
+    },
     /// A Docker container.
     Container {
         /// Container id.
         id: String,
         /// Container name.
         name: String,
+        /// The options hash its labels carry.
+        options_hash: String,
     },
 }
 
@@ -77,12 +87,20 @@ pub trait BackendRun: Send + Sync + fmt::Debug {
     /// After the backend ended by itself: removes what is left of it (other processes of its
     /// group, the container) within `timeout`, and waits for its last output to reach the log.
     async fn finish(&mut self, timeout: Duration);
+
+    /// Leaves the backend running when this handle is dropped, for the next manager to adopt
+    /// (shutdown policy `keep`).
+    fn detach(&mut self);
 }
 
 #[async_trait]
 impl BackendRun for RunningProcess {
     fn identity(&self) -> RunIdentity {
-        RunIdentity::Process(RunningProcess::identity(self).clone())
+        RunIdentity::Process {
+            identity: RunningProcess::identity(self).clone(),
+            command_hash: self.command_hash().to_owned(),
+            output: self.output_path().map(Path::to_path_buf),
+        }
     }
 
     async fn wait(&mut self) -> RunExit {
@@ -96,6 +114,10 @@ impl BackendRun for RunningProcess {
 
     async fn finish(&mut self, timeout: Duration) {
         self.reap_group(timeout).await;
+    }
+
+    fn detach(&mut self) {
+        RunningProcess::detach(self);
     }
 }
 
@@ -127,15 +149,23 @@ pub struct Launch<'a> {
     pub listen: &'a Listen,
     /// Commands, arguments and environment per backend.
     pub backends: &'a BackendsSettings,
+    /// The file a local process writes its output to, so that it can outlive the manager
+    /// (`None`: pipes; the process dies with the manager's handle).
+    pub output: Option<&'a Path>,
 }
 
-/// Starts the backend as a local process in its own process group.
+/// Starts the backend as a local process in its own process group: with an `output` file, so
+/// that it can outlive the manager (and be adopted by the next one); without, through pipes.
 pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError> {
     let Some(command) = build_command(launch.name, launch.options, launch.backends, launch.listen) else {
         return Err(LaunchError::refused("no command to run"));
     };
     logs.push(LogStream::Manager, format!("starting: {command}"));
-    match RunningProcess::spawn(&command, logs) {
+    let spawned = match launch.output {
+        Some(output) => RunningProcess::spawn_detachable(&command, logs, output),
+        None => RunningProcess::spawn(&command, logs),
+    };
+    match spawned {
         Ok(process) => Ok(Box::new(process)),
         Err(error) => Err(LaunchError {
             reason: TransitionReason::SpawnFailed { error: error.source.to_string() },

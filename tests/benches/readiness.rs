@@ -84,7 +84,8 @@ async fn bare_container_round(
 ) -> f64 {
     use llamactl_core::docker::spec::{ContainerNetwork, create_body};
     let listen = Listen { host: "127.0.0.1".into(), port };
-    let launch = llamactl_core::runtime::Launch { name: "bench-bare", options, listen: &listen, backends };
+    let launch =
+        llamactl_core::runtime::Launch { name: "bench-bare", options, listen: &listen, backends, output: None };
     let mut spec = m.docker().container_spec(launch).unwrap();
     spec.name = format!("{}-bare", spec.name);
     spec.labels.clear();

@@ -323,3 +323,23 @@ pub async fn containers_of(docker: &Docker, manager_id: &str) -> Vec<(String, St
         })
         .collect()
 }
+
+/// Removes a manager's containers when dropped — also when a test fails half-way — so that a
+/// failed test leaves nothing running.
+#[derive(Debug)]
+pub struct RemoveContainersOnDrop(pub String);
+
+impl Drop for RemoveContainersOnDrop {
+    fn drop(&mut self) {
+        let manager_id = self.0.clone();
+        // Drop cannot await: a thread of its own with a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let docker = docker().await;
+                remove_containers_of(&docker, &manager_id).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

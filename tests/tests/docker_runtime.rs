@@ -11,7 +11,7 @@ use std::time::Duration;
 use llamactl_core::db::EventQuery;
 use llamactl_core::{InstanceOptions, InstanceStatus, ManagerError, TransitionReason};
 use llamactl_tests::docker_images::{
-    containers_of, docker, llama_server_image, remove_containers_of, test_backend_image,
+    RemoveContainersOnDrop, containers_of, docker, llama_server_image, remove_containers_of, test_backend_image,
 };
 use llamactl_tests::{
     TestManager, assert_chat_completion, chat, eventually, open_manager, options, port_open, tiny_gguf, wait_state,
@@ -57,6 +57,7 @@ async fn containers(manager_id: &str) -> Vec<(String, String)> {
 async fn a_container_is_supervised_like_a_process() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     let id = manager.docker().manager_id().to_owned();
     let options = in_container(
@@ -116,6 +117,7 @@ async fn a_container_is_supervised_like_a_process() {
 async fn two_containers_run_side_by_side_on_their_own_ports() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     for name in ["left", "right"] {
         manager.create(name.parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
@@ -137,6 +139,7 @@ async fn two_containers_run_side_by_side_on_their_own_ports() {
 async fn a_crashed_container_is_restarted_with_its_exit_code_recorded() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     let options = in_container(
         &image,
@@ -167,6 +170,7 @@ async fn a_crashed_container_is_restarted_with_its_exit_code_recorded() {
 async fn a_container_killed_for_memory_says_so() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     let options = in_container(
         &image,
@@ -189,6 +193,7 @@ async fn a_container_killed_for_memory_says_so() {
 async fn an_idle_container_is_stopped_and_removed() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     manager.create("sleepy".parse().unwrap(), in_container(&image, &[], json!({"idle_timeout": "1s"}))).await.unwrap();
     drop(manager.ensure_ready("sleepy", Duration::from_secs(60)).await.unwrap());
@@ -204,6 +209,7 @@ async fn an_idle_container_is_stopped_and_removed() {
 async fn llama_server_runs_in_a_container_with_its_model_mounted() {
     let image = llama_server_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     let options = options(json!({
         "backend_type": "llama_cpp",
@@ -223,42 +229,68 @@ async fn llama_server_runs_in_a_container_with_its_model_mounted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_manager_s_containers_are_found_by_label_and_not_duplicated() {
+async fn a_killed_manager_s_containers_are_taken_over_and_never_duplicated() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let id = test.manager.docker().manager_id().to_owned();
-    test.manager.create("kept".parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
+    let kept = in_container(&image, &["--print-env", "MARK"], json!({"environment": {"MARK": "1"}}));
+    test.manager.create("kept".parse().unwrap(), kept.clone()).await.unwrap();
+    test.manager.create("changed".parse().unwrap(), kept).await.unwrap();
     test.manager.shutdown().await;
 
-    // A manager in its own process starts the container, then dies without any cleanup.
+    // A manager in its own process starts the containers, then dies without any cleanup.
     let ports = format!("{}-{}", test.config.port_range.start(), test.config.port_range.end());
     let mut child = tokio::process::Command::new(llamactl_tests::test_manager_host())
-        .args(["--db", test.db_path().to_str().unwrap(), "--ports", &ports, "--start", "kept"])
+        .args(["--db", test.db_path().to_str().unwrap(), "--ports", &ports, "--start", "kept", "--start", "changed"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(ready.starts_with("ready "), "{ready}");
+    let ids: serde_json::Value = serde_json::from_str(ready.strip_prefix("ready ").unwrap()).unwrap();
     child.kill().await.unwrap();
     let orphaned = containers_of(&docker().await, &id).await;
-    assert_eq!(orphaned.len(), 1);
-    assert_eq!(orphaned[0].1, "running", "the container outlived its manager");
+    assert_eq!(orphaned.len(), 2);
+    assert!(orphaned.iter().all(|(_, state, _)| state == "running"), "the containers outlived their manager");
+    // One instance's options change while no manager runs.
+    let db = llamactl_core::SqliteDatabase::open(test.db_path()).await.unwrap();
+    let mut changed = in_container(&image, &["--print-env", "MARK"], json!({"environment": {"MARK": "2"}}));
+    changed.idle_timeout = Some(Duration::from_secs(600));
+    llamactl_core::Database::save(&db, &"changed".parse().unwrap(), &changed).await.unwrap();
+    llamactl_core::Database::close(&db).await;
 
-    // A new manager on the same database removes it (found by label) and starts the instance
-    // again, as it was meant to run: one container, a new one.
+    // The next manager takes over the one that is what it should be, replaces the other: one
+    // container each, never two.
     let manager = open_manager(test.dir.path(), test.config.clone()).await;
-    let running = wait_status(&manager, "kept", InstanceStatus::Running, Duration::from_secs(60)).await;
+    let kept = manager.get("kept").unwrap().state;
+    assert_eq!(kept.runtime.status, InstanceStatus::Running);
+    assert_eq!(kept.runtime.container_id.as_deref(), ids["kept"].as_str(), "the same container");
+    assert_eq!(kept.runtime.last_reason, Some(TransitionReason::Adopted));
+    let lease = manager.ensure_ready("kept", Duration::from_secs(5)).await.unwrap();
+    let (status, body) = chat(&lease.base_url(), None).await;
+    assert_chat_completion(status, &body);
+    drop(lease);
+    let replaced = wait_status(&manager, "changed", InstanceStatus::Running, Duration::from_secs(60)).await;
+    assert_ne!(replaced.runtime.container_id.as_deref(), ids["changed"].as_str());
+    let events = manager.events("changed", EventQuery::default()).await.unwrap();
+    let refused = events.iter().find(|e| e.reason.kind() == "adoption_refused").unwrap();
+    assert!(refused.reason.to_string().contains("options changed"), "{}", refused.reason);
     let now = containers_of(&docker().await, &id).await;
-    assert_eq!(now.len(), 1, "not duplicated: {now:?}");
-    assert_eq!(now[0].1, "running");
-    assert!(running.runtime.container_id.is_some());
-    let events = manager.events("kept", EventQuery::default()).await.unwrap();
-    assert!(
-        events.iter().any(|e| matches!(&e.reason, TransitionReason::LeftoverContainerRemoved { container } if *container == orphaned[0].0)),
-        "{events:?}"
-    );
+    assert_eq!(now.len(), 2, "not duplicated: {now:?}");
+    let logs = manager.logs("changed").unwrap();
+    assert!(eventually(Duration::from_secs(10), || logs.tail(100).iter().any(|l| l.text == "env MARK=2")).await);
+
+    // An adopted container killed behind the manager's back is noticed and replaced.
+    let engine = docker().await;
+    let kill = bollard::query_parameters::KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+    engine.kill_container(ids["kept"].as_str().unwrap(), Some(kill)).await.unwrap();
+    let again = wait_state(&manager, "kept", Duration::from_secs(60), |s| {
+        s.runtime.status == InstanceStatus::Running && s.runtime.container_id.as_deref() != ids["kept"].as_str()
+    })
+    .await;
+    assert_eq!(again.runtime.restart_count, 1);
     manager.shutdown().await;
     assert!(containers(&id).await.is_empty());
 }
@@ -269,6 +301,7 @@ async fn the_errors_people_meet_are_clear() {
 
     // No engine at the configured address.
     let test = TestManager::new(|c| c.docker.host = Some("unix:///nonexistent/docker.sock".into())).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     test.manager.create("nowhere".parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
     let error = test.manager.start("nowhere").await.unwrap_err();
     let text = error.to_string();
@@ -280,6 +313,7 @@ async fn the_errors_people_meet_are_clear() {
 
     // An image the engine does not have: named, with how to get it.
     let test = TestManager::new(|_| {}).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     manager
         .create("missing".parse().unwrap(), in_container("llamactl-test/no-such-image:0", &[], json!({})))
@@ -340,6 +374,7 @@ async fn an_engine_over_tcp_works_the_same_way() {
     let image = test_backend_image(&docker().await).await;
     let port = tcp_to_docker_socket().await;
     let test = TestManager::new(|c| c.docker.host = Some(format!("tcp://127.0.0.1:{port}"))).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     assert_eq!(manager.docker().address(), format!("tcp://127.0.0.1:{port}"));
     manager
@@ -360,6 +395,7 @@ async fn the_rest_api_runs_containers_and_deleting_removes_them() {
     use llamactl_tests::server::{TestServer, create_instance};
     let image = test_backend_image(&docker().await).await;
     let server = TestServer::start(|_| {}).await;
+    let _cleanup = RemoveContainersOnDrop(manager_id_of(&server).await);
     let body = json!({
         "backend_type": "custom",
         "backend_options": {"command": IN_IMAGE, "args": ["--host", "{host}", "--port", "{port}"]},
@@ -405,6 +441,7 @@ async fn manager_id_of(server: &llamactl_tests::server::TestServer) -> String {
 async fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let image = test_backend_image(&docker().await).await;
     let test = TestManager::new(|c| c.stop_grace = Duration::from_secs(1)).await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     manager.create("stubborn".parse().unwrap(), in_container(&image, &["--ignore-sigterm"], json!({}))).await.unwrap();
     manager.start("stubborn").await.unwrap();
@@ -486,6 +523,7 @@ async fn an_engine_over_tcp_with_tls_is_verified_and_works() {
         c.docker.cert_path = Some(certs.path().to_path_buf());
     })
     .await;
+    let _cleanup_test = RemoveContainersOnDrop(test.manager.docker().manager_id().to_owned());
     let manager = &test.manager;
     manager.create("secure".parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
     let lease = manager.ensure_ready("secure", Duration::from_secs(60)).await.unwrap();
@@ -497,6 +535,7 @@ async fn an_engine_over_tcp_with_tls_is_verified_and_works() {
 
     // Without TLS the same endpoint is not an engine; with another CA it is not trusted.
     let plain = TestManager::new(|c| c.docker.host = Some(host.clone())).await;
+    let _cleanup_plain = RemoveContainersOnDrop(plain.manager.docker().manager_id().to_owned());
     plain.manager.create("plain".parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
     let text = plain.manager.start("plain").await.unwrap_err().to_string();
     assert!(text.contains(&format!("Docker engine at {host} is unreachable")), "{text}");
@@ -511,6 +550,7 @@ async fn an_engine_over_tcp_with_tls_is_verified_and_works() {
         c.docker.cert_path = Some(other.path().to_path_buf());
     })
     .await;
+    let _cleanup_untrusted = RemoveContainersOnDrop(untrusted.manager.docker().manager_id().to_owned());
     untrusted.manager.create("untrusted".parse().unwrap(), in_container(&image, &[], json!({}))).await.unwrap();
     let text = untrusted.manager.start("untrusted").await.unwrap_err().to_string();
     assert!(text.contains("is unreachable") && text.contains("certificate"), "{text}");

@@ -184,13 +184,12 @@ async fn sigterm_ignored_and_children_left_behind_still_leave_nothing_running() 
     m.start("stubborn").await.unwrap();
     let running = wait_status(m, "stubborn", InstanceStatus::Running, Duration::from_secs(10)).await;
     let pid = running.runtime.pid.unwrap();
-    let child = m
-        .logs("stubborn")
-        .unwrap()
-        .tail(100)
-        .iter()
-        .find_map(|l| l.text.strip_prefix("child pid ").map(|p| p.parse::<i32>().unwrap()))
-        .unwrap();
+    // The backend's output reaches the log through its output file, within moments.
+    let logs = m.logs("stubborn").unwrap();
+    let child_of =
+        || logs.tail(100).iter().find_map(|l| l.text.strip_prefix("child pid ").map(|p| p.parse::<i32>().unwrap()));
+    assert!(eventually(Duration::from_secs(5), || child_of().is_some()).await, "{:?}", logs.tail(100));
+    let child = child_of().unwrap();
     assert!(process_alive(child));
     let stopped = m.stop("stubborn").await.unwrap();
     assert_eq!(stopped.state.runtime.last_exit.signal, Some(9), "needed SIGKILL");

@@ -48,7 +48,7 @@ async fn a_manager_rebuilt_on_the_same_file_reloads_everything() {
 }
 
 #[tokio::test]
-async fn backends_left_by_a_killed_manager_are_stopped_before_their_ports_are_reused() {
+async fn a_leftover_that_cannot_be_taken_over_is_stopped_before_its_port_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     {
@@ -57,9 +57,10 @@ async fn backends_left_by_a_killed_manager_are_stopped_before_their_ports_are_re
     }
     // A manager in its own process starts the instance, then dies without any cleanup.
     let range = format!("{}-{}", config.port_range.start(), config.port_range.end());
+    let logs = config.logs_dir.clone().unwrap();
     let mut host = Command::new(test_manager_host())
         .args(["--db", db_path(dir.path()).to_str().unwrap(), "--ports", &range, "--start", "left"])
-        .args(["--llama-server", llama_server().to_str().unwrap()])
+        .args(["--llama-server", llama_server().to_str().unwrap(), "--logs", logs.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -72,18 +73,25 @@ async fn backends_left_by_a_killed_manager_are_stopped_before_their_ports_are_re
     let orphan = i32::try_from(pids["left"].as_i64().unwrap()).unwrap();
     kill(Pid::from_raw(i32::try_from(host.id()).unwrap()), Signal::SIGKILL).unwrap();
     host.wait().unwrap();
-    assert!(process_alive(orphan), "the backend outlived its manager (own process group)");
+    assert!(process_alive(orphan), "the backend outlived its manager (own session and process group)");
     let db = SqliteDatabase::open(db_path(dir.path())).await.unwrap();
-    let recorded = db.get("left").await.unwrap().unwrap().runtime;
-    assert_eq!((recorded.status, recorded.pid), (InstanceStatus::Running, Some(orphan)));
-    let orphan_port = recorded.port.unwrap();
-    assert!(port_open(orphan_port));
+    let stored = db.get("left").await.unwrap().unwrap();
+    assert_eq!((stored.runtime.status, stored.runtime.pid), (InstanceStatus::Running, Some(orphan)));
+    assert!(port_open(stored.runtime.port.unwrap()));
+    // Its options change while no manager runs: what runs is no longer what should run.
+    let mut changed = stored.options.unwrap();
+    if let llamactl_core::BackendOptions::LlamaCpp(llama) = &mut changed.backend {
+        llama.ctx_size = Some(256);
+    }
+    db.save(&"left".parse().unwrap(), &changed).await.unwrap();
+    db.close().await;
 
     let m = open_manager(dir.path(), config).await;
     assert!(!process_alive(orphan), "the leftover is stopped during boot");
     let events = m.events("left", Default::default()).await.unwrap();
-    let recovery = events.iter().find(|e| e.reason == TransitionReason::LeftoverStopped { pid: orphan }).unwrap();
-    assert_eq!((recovery.from, recovery.to), (InstanceStatus::Running, InstanceStatus::Stopped));
+    let refused = events.iter().find(|e| e.reason.kind() == "adoption_refused").unwrap();
+    assert_eq!((refused.from, refused.to), (InstanceStatus::Running, InstanceStatus::Stopped));
+    assert!(refused.reason.to_string().contains("options changed"), "{}", refused.reason);
     // Then it runs again (its desired state), on a port that is really free.
     let running = wait_status(&m, "left", InstanceStatus::Running, Duration::from_secs(60)).await;
     assert_ne!(running.runtime.pid, Some(orphan));

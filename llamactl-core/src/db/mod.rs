@@ -62,6 +62,10 @@ pub struct RuntimeRecord {
     pub port: Option<u16>,
     /// Docker container of the run, when it runs in one.
     pub container_id: Option<String>,
+    /// Fingerprint of what the run runs: its command line (process) or its options (container).
+    pub command_hash: Option<String>,
+    /// The file a process writes its output to (processes that can outlive the manager).
+    pub output_path: Option<std::path::PathBuf>,
     /// When the current or last run was spawned.
     pub started_at: Option<DateTime<Utc>>,
     /// When the current or last run became ready.
@@ -88,6 +92,8 @@ impl Default for RuntimeRecord {
             boot_id: None,
             port: None,
             container_id: None,
+            command_hash: None,
+            output_path: None,
             started_at: None,
             ready_at: None,
             stopped_at: None,

@@ -141,7 +141,7 @@ macro_rules! select_instances {
         concat!(
             "SELECT i.id, i.name, i.status AS legacy_status, i.created_at, i.updated_at, i.options_json, ",
             "r.status, r.desired_state, r.pid, r.process_start_ticks, r.boot_id, r.port, r.container_id, r.started_at, ",
-            "r.ready_at, ",
+            "r.ready_at, r.command_hash, r.output_path, ",
             "r.stopped_at, r.restart_count, r.last_exit_code, r.last_signal, r.last_error, r.last_reason ",
             "FROM instances i LEFT JOIN instance_runtime r ON r.instance_id = i.id ",
             $tail
@@ -177,6 +177,8 @@ fn runtime_from_row(row: &SqliteRow) -> Result<RuntimeRecord, DbError> {
         boot_id: row.try_get("boot_id")?,
         port: port.and_then(|p| u16::try_from(p).ok()),
         container_id: row.try_get("container_id")?,
+        command_hash: row.try_get("command_hash")?,
+        output_path: row.try_get::<Option<String>, _>("output_path")?.map(std::path::PathBuf::from),
         started_at: from_millis(row.try_get("started_at")?),
         ready_at: from_millis(row.try_get("ready_at")?),
         stopped_at: from_millis(row.try_get("stopped_at")?),
@@ -227,15 +229,16 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
     sqlx::query(
         "INSERT INTO instance_runtime (instance_id, status, desired_state, pid, process_start_ticks, boot_id, port, \
            container_id, started_at, ready_at, stopped_at, restart_count, last_exit_code, last_signal, last_error, \
-           last_reason, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+           last_reason, updated_at, command_hash, output_path) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT(instance_id) DO UPDATE SET status = excluded.status, desired_state = excluded.desired_state, \
            pid = excluded.pid, process_start_ticks = excluded.process_start_ticks, boot_id = excluded.boot_id, \
            port = excluded.port, container_id = excluded.container_id, started_at = excluded.started_at, \
            ready_at = excluded.ready_at, \
            stopped_at = excluded.stopped_at, restart_count = excluded.restart_count, \
            last_exit_code = excluded.last_exit_code, last_signal = excluded.last_signal, \
-           last_error = excluded.last_error, last_reason = excluded.last_reason, updated_at = excluded.updated_at",
+           last_error = excluded.last_error, last_reason = excluded.last_reason, updated_at = excluded.updated_at, \
+           command_hash = excluded.command_hash, output_path = excluded.output_path",
     )
     .bind(id)
     .bind(runtime.status.as_str())
@@ -254,6 +257,8 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
     .bind(runtime.last_error.as_deref())
     .bind(reason)
     .bind(Utc::now().timestamp_millis())
+    .bind(runtime.command_hash.as_deref())
+    .bind(runtime.output_path.as_ref().map(|p| p.display().to_string()))
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

@@ -19,6 +19,7 @@ pub struct RunningContainer {
     client: Docker,
     id: String,
     name: String,
+    options_hash: String,
     exit: Option<oneshot::Receiver<RunExit>>,
     exited: Option<RunExit>,
     log_task: Option<JoinHandle<()>>,
@@ -28,15 +29,31 @@ pub struct RunningContainer {
 
 impl RunningContainer {
     /// Starts watching a started container: its exit and its output (into `logs`).
-    pub(crate) fn follow(client: Docker, id: String, name: String, logs: Arc<LogStore>) -> Self {
-        let log_task = tokio::spawn(follow_logs(client.clone(), id.clone(), logs));
+    pub(crate) fn follow(
+        client: Docker,
+        id: String,
+        name: String,
+        options_hash: String,
+        logs: Arc<LogStore>,
+        since: Option<i64>,
+    ) -> Self {
+        let log_task = tokio::spawn(follow_logs(client.clone(), id.clone(), logs, since));
         let (exit_tx, exit_rx) = oneshot::channel();
         let waiter = client.clone();
         let watched = id.clone();
         tokio::spawn(async move {
             let _ = exit_tx.send(wait_exit(&waiter, &watched).await);
         });
-        Self { client, id, name, exit: Some(exit_rx), exited: None, log_task: Some(log_task), removed: false }
+        Self {
+            client,
+            id,
+            name,
+            options_hash,
+            exit: Some(exit_rx),
+            exited: None,
+            log_task: Some(log_task),
+            removed: false,
+        }
     }
 
     async fn wait_exit(&mut self) -> RunExit {
@@ -81,7 +98,7 @@ impl RunningContainer {
 #[async_trait]
 impl BackendRun for RunningContainer {
     fn identity(&self) -> RunIdentity {
-        RunIdentity::Container { id: self.id.clone(), name: self.name.clone() }
+        RunIdentity::Container { id: self.id.clone(), name: self.name.clone(), options_hash: self.options_hash.clone() }
     }
 
     async fn wait(&mut self) -> RunExit {
@@ -112,6 +129,14 @@ impl BackendRun for RunningContainer {
 
     async fn finish(&mut self, timeout: Duration) {
         self.remove(timeout).await;
+    }
+
+    fn detach(&mut self) {
+        // Not removed when dropped: the next manager finds it by label.
+        self.removed = true;
+        if let Some(task) = self.log_task.take() {
+            task.abort();
+        }
     }
 }
 

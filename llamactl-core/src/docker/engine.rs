@@ -18,12 +18,13 @@ use tokio::sync::OnceCell;
 use super::container::RunningContainer;
 use super::options::DockerNetwork;
 use super::settings::DockerSettings;
-use super::spec::{self, ContainerNetwork, ContainerSpec, LABEL_INSTANCE, LABEL_MANAGER};
+use super::spec::{self, ContainerNetwork, ContainerSpec, LABEL_INSTANCE, LABEL_MANAGER, LABEL_OPTIONS_HASH};
 use crate::backend::{Listen, build_command};
-use crate::logs::{LogStore, LogStream};
+use crate::logs::{LineSplitter, LogStore, LogStream};
 use crate::options::BackendOptions;
 use crate::runtime::{BackendRun, Launch, LaunchError};
 use crate::{InstanceName, TransitionReason};
+use bollard::container::LogOutput;
 
 /// Seconds any single engine request may take before it counts as failed (a stop waits for
 /// its grace period inside one request, so this is longer than any grace period).
@@ -44,6 +45,8 @@ pub struct LabelledContainer {
     pub instance: String,
     /// Engine state: `running`, `exited`, `created`, ...
     pub state: String,
+    /// Hash of the options it was created with (its label).
+    pub options_hash: String,
 }
 
 /// The Docker runtime: an engine connection made on first use (and retried after a failure, so
@@ -182,6 +185,7 @@ impl DockerEngine {
                         .unwrap_or_default(),
                     instance: labels.get(LABEL_INSTANCE).cloned().unwrap_or_default(),
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    options_hash: labels.get(LABEL_OPTIONS_HASH).cloned().unwrap_or_default(),
                 }
             })
             .collect())
@@ -333,7 +337,22 @@ impl DockerEngine {
                 _ => spawn_failed(format!("cannot start container {}: {message}", spec.name)),
             });
         }
-        Ok(Box::new(RunningContainer::follow(client.clone(), created.id, spec.name.clone(), logs)))
+        let options_hash = spec.labels.get(LABEL_OPTIONS_HASH).cloned().unwrap_or_default();
+        Ok(Box::new(RunningContainer::follow(client.clone(), created.id, spec.name.clone(), options_hash, logs, None)))
+    }
+
+    /// Takes over a running container of this manager: its exit watched and its output
+    /// followed from `since` (unix seconds).
+    pub(crate) async fn adopt(
+        &self,
+        id: String,
+        name: String,
+        options_hash: String,
+        logs: Arc<LogStore>,
+        since: Option<i64>,
+    ) -> Result<Box<dyn BackendRun>, String> {
+        let client = self.client().await.map_err(|e| e.to_string())?;
+        Ok(Box::new(RunningContainer::follow(client.clone(), id, name, options_hash, logs, since)))
     }
 
     /// Makes `name` free: removes a container of ours by that name (left by an earlier run), and
@@ -421,40 +440,30 @@ pub(crate) async fn wait_exit(client: &Docker, container: &str) -> crate::runtim
     }
 }
 
-/// Follows the container's output into `logs`, line by line, until the container ends.
-pub(crate) async fn follow_logs(client: Docker, container: String, logs: Arc<LogStore>) {
-    let options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build();
-    let mut stream = client.logs(&container, Some(options));
-    let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+/// Follows the container's output into `logs`, line by line, until the container ends;
+/// `since` (unix seconds) skips what was logged before.
+pub(crate) async fn follow_logs(client: Docker, container: String, logs: Arc<LogStore>, since: Option<i64>) {
+    let mut options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true);
+    if let Some(since) = since {
+        options = options.since(i32::try_from(since).unwrap_or(i32::MAX));
+    }
+    let mut stream = client.logs(&container, Some(options.build()));
+    let (mut out, mut err) = (LineSplitter::default(), LineSplitter::default());
     while let Some(item) = stream.next().await {
-        let (index, bytes) = match item {
-            Ok(bollard::container::LogOutput::StdOut { message }) => (0, message),
-            Ok(bollard::container::LogOutput::StdErr { message }) => (1, message),
-            Ok(bollard::container::LogOutput::Console { message }) => (0, message),
-            Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
+        match item {
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                out.feed(&message, |line| logs.push(LogStream::Stdout, line));
+            }
+            Ok(LogOutput::StdErr { message }) => err.feed(&message, |line| logs.push(LogStream::Stderr, line)),
+            Ok(LogOutput::StdIn { .. }) => {}
             Err(error) => {
                 tracing::debug!(container, error = %message_of(&error), "container log stream ended");
                 break;
             }
-        };
-        let buffer = &mut partial[index];
-        buffer.extend_from_slice(&bytes);
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            push_line(&logs, index, &line[..line.len() - 1]);
         }
     }
-    for (index, rest) in partial.iter().enumerate() {
-        if !rest.is_empty() {
-            push_line(&logs, index, rest);
-        }
-    }
-}
-
-fn push_line(logs: &LogStore, index: usize, line: &[u8]) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let stream = if index == 0 { LogStream::Stdout } else { LogStream::Stderr };
-    logs.push(stream, String::from_utf8_lossy(line).into_owned());
+    out.flush(|line| logs.push(LogStream::Stdout, line));
+    err.flush(|line| logs.push(LogStream::Stderr, line));
 }
 
 impl DockerEngine {

@@ -94,7 +94,9 @@ pub fn labels(manager_id: &str, instance: &str, options_json: &str) -> BTreeMap<
     ])
 }
 
-fn options_hash(options_json: &str) -> String {
+/// The options hash the [`LABEL_OPTIONS_HASH`] label carries: the first 16 hex digits of the
+/// SHA-256 of the options' JSON.
+pub fn options_hash(options_json: &str) -> String {
     Sha256::digest(options_json.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -15,6 +15,8 @@ use tokio::sync::broadcast;
 use rotating_file::RotatingFile;
 pub use rotating_file::Rotation;
 
+pub mod output_file;
+
 /// Longest line kept, in bytes; the rest of a longer line is cut off (and marked).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Prefix of lines the manager itself writes into an instance's log.
@@ -220,43 +222,62 @@ fn truncate_line(text: &mut String) {
     }
 }
 
-/// Reads `reader` line by line into `logs` until end of file. Lines are split on `\n`, a
-/// trailing `\r` is dropped, invalid UTF-8 is replaced, and over-long lines are cut.
+/// Splits a byte stream into log lines: on `\n`, dropping a trailing `\r`, replacing invalid
+/// UTF-8; a line longer than [`MAX_LINE_BYTES`] keeps its start (and is cut when pushed).
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds `bytes`, calling `emit` with every line they complete.
+    pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(String)) {
+        let mut rest = bytes;
+        while let Some(newline) = rest.iter().position(|b| *b == b'\n') {
+            if self.pending.is_empty() {
+                emit(Self::text(&rest[..newline]));
+            } else {
+                self.pending.extend_from_slice(&rest[..newline]);
+                emit(Self::text(&self.pending));
+                self.pending.clear();
+            }
+            rest = &rest[newline + 1..];
+        }
+        // Keep at most one line's worth; the excess of a very long line is dropped.
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(self.pending.len());
+        self.pending.extend_from_slice(&rest[..rest.len().min(room)]);
+    }
+
+    /// Emits what is left (a last line without its newline).
+    pub fn flush(&mut self, mut emit: impl FnMut(String)) {
+        if !self.pending.is_empty() {
+            emit(Self::text(&self.pending));
+            self.pending.clear();
+        }
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes.strip_suffix(b"\r").unwrap_or(bytes)).into_owned()
+    }
+}
+
+/// Reads `reader` line by line into `logs` until end of file (see [`LineSplitter`]).
 pub async fn pump_lines<R>(reader: R, stream: LogStream, logs: Arc<LogStore>)
 where
     R: tokio::io::AsyncRead + Unpin,
 {
     use tokio::io::AsyncReadExt;
     let mut reader = reader;
-    let mut pending: Vec<u8> = Vec::new();
+    let mut lines = LineSplitter::default();
     let mut chunk = vec![0u8; 8192];
-    let emit = |bytes: &[u8]| {
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        logs.push(stream, String::from_utf8_lossy(bytes).into_owned());
-    };
     loop {
         let read = match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut rest = &chunk[..read];
-        while let Some(newline) = rest.iter().position(|b| *b == b'\n') {
-            if pending.is_empty() {
-                emit(&rest[..newline]);
-            } else {
-                pending.extend_from_slice(&rest[..newline]);
-                emit(&pending);
-                pending.clear();
-            }
-            rest = &rest[newline + 1..];
-        }
-        // Keep at most one line's worth; the excess of a very long line is dropped.
-        let room = (MAX_LINE_BYTES + 1).saturating_sub(pending.len());
-        pending.extend_from_slice(&rest[..rest.len().min(room)]);
+        lines.feed(&chunk[..read], |line| logs.push(stream, line));
     }
-    if !pending.is_empty() {
-        emit(&pending);
-    }
+    lines.flush(|line| logs.push(stream, line));
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::activity::Activity;
+use super::adoption::{Adoption, Plan};
 use super::backoff::restart_delay;
 use super::config::{InstanceSettings, ManagerConfig};
 use super::error::ManagerError;
@@ -21,6 +22,7 @@ use crate::db::{Database, Transition};
 use crate::docker::DockerEngine;
 use crate::logs::{LogStore, LogStream};
 use crate::ports::{PortAllocator, PortError, PortLease};
+use crate::process::AdoptedProcess;
 use crate::readiness::ReadinessProbe;
 use crate::runtime::{BackendRun, Launch, LaunchError, RunExit, RunIdentity, launch_process};
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
@@ -65,6 +67,10 @@ pub(crate) enum Command {
     Delete {
         reply: Reply<()>,
     },
+    /// Leave the backend running for the next manager (shutdown policy `keep`); the actor ends.
+    Detach {
+        reply: Reply<()>,
+    },
 }
 
 /// What the actor shares with every other actor and the manager. Holds nothing that refers
@@ -79,6 +85,39 @@ pub(crate) struct Context {
     pub(crate) notices: broadcast::Sender<StatusNotice>,
     /// The Docker runtime (connects on first use).
     pub(crate) docker: DockerEngine,
+}
+
+/// Records what identifies a run in the runtime record.
+pub(crate) fn record_identity(runtime: &mut crate::db::RuntimeRecord, identity: RunIdentity) {
+    match identity {
+        RunIdentity::Process { identity, command_hash, output } => {
+            runtime.pid = Some(identity.pid);
+            runtime.process_start_ticks = Some(identity.start_ticks);
+            runtime.boot_id = identity.boot_id;
+            runtime.container_id = None;
+            runtime.command_hash = Some(command_hash);
+            runtime.output_path = output;
+        }
+        RunIdentity::Container { id, options_hash, .. } => {
+            runtime.pid = None;
+            runtime.process_start_ticks = None;
+            runtime.boot_id = None;
+            runtime.container_id = Some(id);
+            runtime.command_hash = Some(options_hash);
+            runtime.output_path = None;
+        }
+    }
+}
+
+/// Tells a waiter when dropped.
+struct DoneOnDrop(Option<oneshot::Sender<()>>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.send(());
+        }
+    }
 }
 
 /// Aborts a task when dropped.
@@ -123,6 +162,8 @@ pub(crate) struct Actor {
     logs: Arc<LogStore>,
     rx: mpsc::Receiver<Box<Command>>,
     run: Option<Run>,
+    /// A backend an earlier manager left running, to take over first.
+    adoption: Option<Adoption>,
     /// When the pending automatic restart is due, with its attempt number and delay.
     restart_due: Option<(Instant, u32, Duration)>,
 }
@@ -148,7 +189,13 @@ impl Actor {
         logs: Arc<LogStore>,
         rx: mpsc::Receiver<Box<Command>>,
     ) -> Self {
-        Self { ctx, name, state, publish, activity, logs, rx, run: None, restart_due: None }
+        Self { ctx, name, state, publish, activity, logs, rx, run: None, adoption: None, restart_due: None }
+    }
+
+    /// Takes over `adoption` (a backend an earlier manager left running) before anything else.
+    pub(crate) fn adopting(mut self, adoption: Option<Adoption>) -> Self {
+        self.adoption = adoption;
+        self
     }
 
     fn settings(&self) -> Option<InstanceSettings> {
@@ -156,6 +203,9 @@ impl Actor {
     }
 
     pub(crate) async fn run(mut self) {
+        if let Some(adoption) = self.adoption.take() {
+            self.on_adopted(adoption).await;
+        }
         loop {
             match self.next_event().await {
                 Event::Closed => break,
@@ -250,6 +300,11 @@ impl Actor {
                 let _ = reply.send(result);
                 return deleted;
             }
+            Command::Detach { reply } => {
+                self.detach();
+                let _ = reply.send(Ok(()));
+                return true;
+            }
         }
         false
     }
@@ -315,11 +370,13 @@ impl Actor {
             }
         };
         let listen = Listen { host, port: port.port() };
+        let output = self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)));
         let launch = Launch {
             name: self.name.as_str(),
             options: &options,
             listen: &listen,
             backends: &self.ctx.config.backends,
+            output: output.as_deref(),
         };
         let launched = if self.ctx.config.docker.wanted(&options) {
             self.ctx.docker.launch(launch, self.logs.clone()).await
@@ -340,40 +397,9 @@ impl Actor {
             }
         };
 
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let probe = self.ctx.probe.clone();
-        let interval = self.ctx.config.readiness_interval;
-        let path = options.backend.as_backend().readiness_path().to_owned();
-        let uri = format!("{}{}", listen.base_url(), path).parse::<hyper::Uri>();
-        let probe_task = match uri {
-            Ok(uri) => Some(AbortOnDrop(tokio::spawn(async move {
-                while !probe.check(&uri, PROBE_TIMEOUT).await {
-                    tokio::time::sleep(interval).await;
-                }
-                let _ = ready_tx.send(());
-            }))),
-            Err(error) => {
-                // Cannot happen with a validated host; the startup timeout reports it if it does.
-                tracing::error!(instance = %self.name, %error, "invalid readiness URL");
-                None
-            }
-        };
-
+        let (ready, probe) = self.start_probe(&options, &listen);
         let runtime = &mut self.state.runtime;
-        match process.identity() {
-            RunIdentity::Process(identity) => {
-                runtime.pid = Some(identity.pid);
-                runtime.process_start_ticks = Some(identity.start_ticks);
-                runtime.boot_id = identity.boot_id;
-                runtime.container_id = None;
-            }
-            RunIdentity::Container { id, .. } => {
-                runtime.pid = None;
-                runtime.process_start_ticks = None;
-                runtime.boot_id = None;
-                runtime.container_id = Some(id);
-            }
-        }
+        record_identity(runtime, process.identity());
         runtime.port = Some(listen.port);
         runtime.started_at = Some(Utc::now());
         runtime.ready_at = None;
@@ -382,13 +408,95 @@ impl Actor {
         self.run = Some(Run {
             process,
             _port: port,
-            ready: Some(ready_rx),
-            probe: probe_task,
+            ready,
+            probe,
             startup_deadline: Instant::now() + settings.startup_timeout,
             automatic,
         });
         self.transition(InstanceStatus::Starting, reason).await;
         Ok(())
+    }
+
+    /// Probes the readiness endpoint until it answers; the receiver fires then.
+    fn start_probe(
+        &self,
+        options: &InstanceOptions,
+        listen: &Listen,
+    ) -> (Option<oneshot::Receiver<()>>, Option<AbortOnDrop>) {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let probe = self.ctx.probe.clone();
+        let interval = self.ctx.config.readiness_interval;
+        let path = options.backend.as_backend().readiness_path().to_owned();
+        match format!("{}{}", listen.base_url(), path).parse::<hyper::Uri>() {
+            Ok(uri) => {
+                let task = tokio::spawn(async move {
+                    while !probe.check(&uri, PROBE_TIMEOUT).await {
+                        tokio::time::sleep(interval).await;
+                    }
+                    let _ = ready_tx.send(());
+                });
+                (Some(ready_rx), Some(AbortOnDrop(task)))
+            }
+            Err(error) => {
+                // Cannot happen with a validated host; the startup timeout reports it if it does.
+                tracing::error!(instance = %self.name, %error, "invalid readiness URL");
+                (Some(ready_rx), None)
+            }
+        }
+    }
+
+    /// Takes over a backend an earlier manager left running: no new start; a running one serves
+    /// at once, a starting one is awaited as after a start.
+    async fn on_adopted(&mut self, adoption: Adoption) {
+        let Adoption { plan, port, listen, status, done } = adoption;
+        // However the takeover ends, the boot waiting for it goes on.
+        let _done = DoneOnDrop(done);
+        let Ok(options) = self.state.options.clone() else { return };
+        let process: Box<dyn BackendRun> = match plan {
+            Plan::Process { identity, command_hash, output } => {
+                Box::new(AdoptedProcess::adopt(identity, command_hash, output, self.logs.clone()))
+            }
+            Plan::Container { id, name, options_hash } => {
+                let since = self.logs.tail(1).first().map(|line| line.at.timestamp());
+                match self.ctx.docker.adopt(id, name, options_hash, self.logs.clone(), since).await {
+                    Ok(run) => run,
+                    Err(error) => {
+                        self.fail(TransitionReason::AdoptionRefused { why: error.clone() }, error).await;
+                        return;
+                    }
+                }
+            }
+        };
+        let settings = self.ctx.config.defaults.apply(&options);
+        let (ready, probe) =
+            if status == InstanceStatus::Starting { self.start_probe(&options, &listen) } else { (None, None) };
+        // A starting backend keeps the rest of its startup time.
+        let loading = self.state.runtime.started_at.and_then(|t| (Utc::now() - t).to_std().ok()).unwrap_or_default();
+        let startup_deadline = Instant::now() + settings.startup_timeout.saturating_sub(loading);
+        let description = match process.identity() {
+            RunIdentity::Process { identity, .. } => format!("process {}", identity.pid),
+            RunIdentity::Container { name, .. } => format!("container {name}"),
+        };
+        record_identity(&mut self.state.runtime, process.identity());
+        self.state.runtime.port = Some(listen.port);
+        self.state.listen = Some(listen);
+        self.run = Some(Run { process, _port: port, ready, probe, startup_deadline, automatic: false });
+        self.logs.push(LogStream::Manager, format!("took over {description}, left running by an earlier manager"));
+        if status == InstanceStatus::Running {
+            self.activity.open();
+        }
+        self.transition(status, TransitionReason::Adopted).await;
+    }
+
+    /// Leaves the backend running for the next manager: its record stays as it is (running,
+    /// with its process or container), which is what the next manager takes over.
+    fn detach(&mut self) {
+        self.activity.close();
+        if let Some(mut run) = self.run.take() {
+            run.process.detach();
+            self.logs.push(LogStream::Manager, "manager shutting down: left running for the next manager".to_owned());
+        }
+        self.restart_due = None;
     }
 
     async fn on_ready(&mut self) {
@@ -421,6 +529,8 @@ impl Actor {
         runtime.process_start_ticks = None;
         runtime.boot_id = None;
         runtime.container_id = None;
+        runtime.command_hash = None;
+        runtime.output_path = None;
         runtime.port = None;
         runtime.stopped_at = Some(Utc::now());
         runtime.last_exit = exit;

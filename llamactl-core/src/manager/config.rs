@@ -65,6 +65,18 @@ impl InstanceSettings {
     }
 }
 
+/// What [`Manager::shutdown`](super::Manager::shutdown) does with running backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownPolicy {
+    /// Stop every instance (their desired state is kept: the next manager starts them again).
+    #[default]
+    Stop,
+    /// Leave them running for the next manager to take over (e.g. during an upgrade): no model
+    /// is unloaded. Backends are stopped only by a stop, an idle timeout or an eviction.
+    Keep,
+}
+
 /// Everything the manager needs to know. `Default` gives the Go llamactl's defaults where it
 /// has them.
 #[derive(Debug, Clone)]
@@ -103,6 +115,8 @@ pub struct ManagerConfig {
     pub local_node: String,
     /// The Docker runtime: engine address and per-backend container settings.
     pub docker: DockerSettings,
+    /// What shutdown does with running backends.
+    pub shutdown_policy: ShutdownPolicy,
 }
 
 impl Default for ManagerConfig {
@@ -125,6 +139,7 @@ impl Default for ManagerConfig {
             backends: BackendsSettings::default(),
             local_node: "main".into(),
             docker: DockerSettings::default(),
+            shutdown_policy: ShutdownPolicy::Stop,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod activity;
 mod actor;
+mod adoption;
 mod backoff;
 mod config;
 mod error;
@@ -21,19 +22,19 @@ use tokio::time::Instant;
 
 pub use activity::ActivityGuard;
 pub use backoff::restart_delay;
-pub use config::{InstanceSettings, ManagerConfig};
+pub use config::{InstanceSettings, ManagerConfig, ShutdownPolicy};
 pub use error::{Limit, ManagerError};
 pub use state::{InstanceInfo, InstanceState, Lease, ReadyOptions, StatusNotice};
 
 use activity::Activity;
 use actor::{Actor, Command, Context};
+use adoption::{Adoption, Boot};
 use slots::{Limits, SlotReservation, Slots};
 
-use crate::db::{Database, EventQuery, InstanceEvent, StoredInstance, Transition};
+use crate::db::{Database, EventQuery, InstanceEvent, StoredInstance};
 use crate::docker::DockerEngine;
 use crate::logs::LogStore;
 use crate::ports::PortAllocator;
-use crate::process::{ProcessIdentity, terminate_group};
 use crate::readiness::ReadinessProbe;
 use crate::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
@@ -127,21 +128,32 @@ impl Manager {
         };
 
         let stored = ctx.db.load_all().await?;
-        let leftovers = remove_leftover_containers(&ctx, &stored).await;
-        let recovered = futures::future::join_all(stored.into_iter().map(|s| recover(&ctx, s, &leftovers))).await;
         let mut boot: Vec<(InstanceName, Option<chrono::DateTime<Utc>>)> = Vec::new();
-        for instance in recovered {
+        let mut adopted = Vec::new();
+        for outcome in adoption::recover_all(&ctx, stored).await {
+            let (instance, adoption) = match outcome {
+                Boot::Adopt(instance, mut adoption) => {
+                    let (done, recorded) = oneshot::channel();
+                    adoption.done = Some(done);
+                    adopted.push(recorded);
+                    (instance, Some(adoption))
+                }
+                Boot::Fresh(instance) => (instance, None),
+            };
             if let Ok(options) = &instance.options
                 && let Some(port) = options.backend.pinned_port()
                 && let Err(error) = ctx.ports.pin(instance.name.as_str(), port)
             {
                 tracing::warn!(instance = %instance.name, %error, "pinned port conflict in stored instances");
             }
-            if instance.runtime.desired_state == DesiredState::Running && instance.options.is_ok() {
+            if adoption.is_none() && instance.runtime.desired_state == DesiredState::Running && instance.options.is_ok()
+            {
                 boot.push((instance.name.clone(), instance.runtime.ready_at));
             }
-            manager.spawn_actor(instance);
+            manager.spawn_actor(instance, adoption);
         }
+        // Takeovers are recorded before the manager is handed out.
+        futures::future::join_all(adopted).await;
         // Most recently used first, so that under a limit those come back.
         boot.sort_by_key(|(_, ready_at)| std::cmp::Reverse(*ready_at));
         for (name, _) in boot {
@@ -152,7 +164,7 @@ impl Manager {
         Ok(manager)
     }
 
-    fn spawn_actor(&self, stored: StoredInstance) -> Arc<Handle> {
+    fn spawn_actor(&self, stored: StoredInstance, adoption: Option<Adoption>) -> Arc<Handle> {
         let ctx = &self.shared.ctx;
         let state = InstanceState {
             id: stored.id,
@@ -168,7 +180,8 @@ impl Manager {
         let activity = Activity::new();
         let log_path = ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));
         let logs = Arc::new(LogStore::new(log_path, ctx.config.log_buffer_lines, ctx.config.log_rotation));
-        let actor = Actor::new(ctx.clone(), stored.name.clone(), state, publish, activity.clone(), logs.clone(), rx);
+        let actor = Actor::new(ctx.clone(), stored.name.clone(), state, publish, activity.clone(), logs.clone(), rx)
+            .adopting(adoption);
         tokio::spawn(actor.run());
         let handle = Arc::new(Handle { name: stored.name.clone(), tx, state: state_rx, activity, logs });
         self.write_handles().insert(stored.name, handle.clone());
@@ -232,7 +245,7 @@ impl Manager {
                 });
             }
         };
-        let handle = self.spawn_actor(stored);
+        let handle = self.spawn_actor(stored, None);
         Ok(self.info_of(&handle))
     }
 
@@ -604,8 +617,15 @@ impl Manager {
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
+        let keep = self.shared.ctx.config.shutdown_policy == ShutdownPolicy::Keep;
         let stops = handles.iter().map(|handle| {
-            handle.ask(|reply| Command::Stop { reason: TransitionReason::Shutdown, desired: None, reply })
+            handle.ask(|reply| {
+                if keep {
+                    Command::Detach { reply }
+                } else {
+                    Command::Stop { reason: TransitionReason::Shutdown, desired: None, reply }
+                }
+            })
         });
         for (handle, result) in handles.iter().zip(futures::future::join_all(stops).await) {
             if let Err(error) = result {
@@ -613,72 +633,6 @@ impl Manager {
             }
         }
     }
-}
-
-/// Removes the containers an earlier manager on this database left (found by this manager's
-/// label, so also those it created but never recorded), when Docker is in use at all. Returns
-/// the container name removed per instance.
-async fn remove_leftover_containers(ctx: &Context, stored: &[StoredInstance]) -> BTreeMap<String, String> {
-    let in_use = ctx.config.docker.any_enabled()
-        || stored.iter().any(|s| {
-            s.runtime.container_id.is_some() || s.options.as_ref().is_ok_and(|o| o.docker_enabled == Some(true))
-        });
-    if !in_use {
-        return BTreeMap::new();
-    }
-    match ctx.docker.remove_leftovers().await {
-        Ok(removed) => removed.into_iter().map(|c| (c.instance, c.name)).collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot look for containers left by an earlier manager");
-            BTreeMap::new()
-        }
-    }
-}
-
-/// Brings a stored instance's runtime record up to date before its actor starts: a process
-/// recorded as ours that still runs (same pid, start time and boot) is stopped, since its port
-/// will be reused; a process that is gone is simply forgotten; a leftover container was removed
-/// already. Either way the status becomes `stopped` (or stays `failed`), with the transition
-/// recorded.
-async fn recover(ctx: &Context, mut stored: StoredInstance, leftovers: &BTreeMap<String, String>) -> StoredInstance {
-    let runtime = &mut stored.runtime;
-    let from = runtime.status;
-    let mut reason = TransitionReason::ManagerRestarted;
-    let container = leftovers.get(stored.name.as_str()).cloned();
-    if let Some(container) = &container {
-        reason = TransitionReason::LeftoverContainerRemoved { container: container.clone() };
-    }
-    if let (Some(pid), Some(start_ticks)) = (runtime.pid, runtime.process_start_ticks) {
-        let identity = ProcessIdentity { pid, start_ticks, boot_id: runtime.boot_id.clone() };
-        if identity.is_running() {
-            tracing::warn!(instance = %stored.name, pid, "stopping a backend left running by an earlier manager");
-            let outcome = terminate_group(pid, ctx.config.stop_grace, ctx.config.kill_timeout).await;
-            if !outcome.gone {
-                tracing::error!(instance = %stored.name, pid, "leftover backend survived SIGKILL");
-            }
-            reason = TransitionReason::LeftoverStopped { pid };
-        }
-    }
-    let had_process = runtime.pid.is_some() || runtime.container_id.is_some() || container.is_some();
-    if !had_process && !from.holds_slot() {
-        return stored;
-    }
-    runtime.pid = None;
-    runtime.container_id = None;
-    runtime.process_start_ticks = None;
-    runtime.boot_id = None;
-    runtime.port = None;
-    if from.holds_slot() {
-        runtime.stopped_at = Some(Utc::now());
-    }
-    let to = if from == InstanceStatus::Failed { InstanceStatus::Failed } else { InstanceStatus::Stopped };
-    runtime.status = to;
-    runtime.last_reason = Some(reason.clone());
-    let transition = Transition { from, to, reason, at: Utc::now() };
-    if let Err(error) = ctx.db.record_transition(stored.name.as_str(), runtime, &transition).await {
-        tracing::error!(instance = %stored.name, %error, "cannot record recovery");
-    }
-    stored
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub async fn terminate_group(pgid: i32, grace: Duration, kill_timeout: Duration)
     if !signal_group(pgid, Signal::SIGTERM) {
         return GroupStop { killed: false, gone: true };
     }
+    // A stopped process acts on SIGTERM only once it runs again.
+    signal_group(pgid, Signal::SIGCONT);
     if wait_group_gone(pgid, grace).await {
         return GroupStop { killed: false, gone: true };
     }

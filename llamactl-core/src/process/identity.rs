@@ -51,3 +51,32 @@ impl ProcessIdentity {
         matches!(stat(self.pid), Some((ticks, state)) if ticks == self.start_ticks && state != 'Z' && state != 'X')
     }
 }
+
+/// A fingerprint of a command line: the program's file name and every argument (the program's
+/// folder is left out: one manager may find it on `PATH`, the next by its full path).
+///
+/// ```
+/// use llamactl_core::process::command_hash;
+/// let a = command_hash("/usr/local/bin/llama-server", &["--port".into(), "8001".into()]);
+/// assert_eq!(a, command_hash("llama-server", &["--port".into(), "8001".into()]));
+/// assert_ne!(a, command_hash("llama-server", &["--port".into(), "8002".into()]));
+/// ```
+pub fn command_hash(program: &str, args: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let name = std::path::Path::new(program).file_name().map_or_else(|| program.into(), |n| n.to_string_lossy());
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    for arg in args {
+        hasher.update([0]);
+        hasher.update(arg.as_bytes());
+    }
+    hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`command_hash`] of what process `pid` runs now (`/proc/PID/cmdline`), `None` if it cannot
+/// be read.
+pub fn running_command_hash(pid: i32) -> Option<String> {
+    let argv = procfs::process::Process::new(pid).ok()?.cmdline().ok()?;
+    let (program, args) = argv.split_first()?;
+    Some(command_hash(program, args))
+}

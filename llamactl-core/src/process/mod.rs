@@ -2,9 +2,11 @@
 //! line into the instance's log, stopped with SIGTERM to the group, a grace period, then
 //! SIGKILL, and never left behind.
 
+mod adopted;
 mod group;
 mod identity;
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,23 +15,77 @@ use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
+pub use adopted::AdoptedProcess;
 pub use group::{GroupStop, group_alive, signal_group, terminate_group, wait_group_gone};
-pub use identity::{ProcessIdentity, boot_id};
+pub use identity::{ProcessIdentity, boot_id, command_hash, running_command_hash};
 
 use crate::ExitInfo;
 use crate::backend::CommandLine;
+use crate::logs::output_file::{follow_output, open_for_backend};
 use crate::logs::{LogStore, LogStream, pump_lines};
+
+/// Where a process's output goes on its way to the log.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// Pipes, read by one task per stream (the process dies with a pipe's reader... or gets
+    /// SIGPIPE: it cannot outlive the manager).
+    Pipes(Vec<JoinHandle<()>>),
+    /// A file the process appends to, followed by a task (the process can outlive the manager).
+    File { task: Option<JoinHandle<()>>, stop: CancellationToken },
+}
+
+impl Output {
+    /// Follows `path` from `offset` into `logs`.
+    pub(crate) fn follow_file(path: PathBuf, offset: u64, logs: Arc<LogStore>) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow_output(path, offset, logs, stop.clone()));
+        Self::File { task: Some(task), stop }
+    }
+
+    /// Waits (at most `timeout`) until everything the process wrote is in the log.
+    pub(crate) async fn drain(&mut self, timeout: Duration) {
+        match self {
+            Self::Pipes(pumps) => {
+                let pumps = std::mem::take(pumps);
+                let _ = tokio::time::timeout(timeout, futures::future::join_all(pumps)).await;
+            }
+            Self::File { task, stop } => {
+                stop.cancel();
+                if let Some(task) = task.take() {
+                    let _ = tokio::time::timeout(timeout, task).await;
+                }
+            }
+        }
+    }
+
+    fn abort(&mut self) {
+        match self {
+            Self::Pipes(pumps) => pumps.iter().for_each(JoinHandle::abort),
+            // A cancelled follower reads what is left and records its offset.
+            Self::File { stop, .. } => stop.cancel(),
+        }
+    }
+}
 
 /// A spawned backend process.
 #[derive(Debug)]
 pub struct RunningProcess {
     identity: ProcessIdentity,
+    command_hash: String,
+    output_path: Option<PathBuf>,
     exit: Option<oneshot::Receiver<ExitInfo>>,
     exited: Option<ExitInfo>,
-    pumps: Vec<JoinHandle<()>>,
+    output: Output,
     /// Kills the whole group if this handle is dropped while the group may still run.
     armed: bool,
+}
+
+/// `setsid`, when the system has it: a backend started through it gets a session of its own
+/// (no controlling terminal, so closing the manager's terminal does not reach it).
+fn setsid_program() -> Option<&'static str> {
+    ["/usr/bin/setsid", "/bin/setsid"].into_iter().find(|p| Path::new(p).exists())
 }
 
 /// Why a process could not be spawned.
@@ -41,6 +97,22 @@ pub struct SpawnError {
     /// The operating system's error.
     #[source]
     pub source: std::io::Error,
+}
+
+/// Waits for `child` in the background and sends how it ended.
+fn watch_exit(mut child: tokio::process::Child, pid: i32) -> oneshot::Receiver<ExitInfo> {
+    let (exit_tx, exit_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let info = match child.wait().await {
+            Ok(status) => ExitInfo::from_status(status),
+            Err(error) => {
+                tracing::warn!(pid, %error, "cannot wait for backend process");
+                ExitInfo::default()
+            }
+        };
+        let _ = exit_tx.send(info);
+    });
+    exit_rx
 }
 
 impl RunningProcess {
@@ -72,18 +144,74 @@ impl RunningProcess {
         if let Some(stderr) = child.stderr.take() {
             pumps.push(tokio::spawn(pump_lines(stderr, LogStream::Stderr, logs)));
         }
-        let (exit_tx, exit_rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let info = match child.wait().await {
-                Ok(status) => ExitInfo::from_status(status),
-                Err(error) => {
-                    tracing::warn!(pid, %error, "cannot wait for backend process");
-                    ExitInfo::default()
-                }
-            };
-            let _ = exit_tx.send(info);
-        });
-        Ok(Self { identity, exit: Some(exit_rx), exited: None, pumps, armed: true })
+        Ok(Self {
+            identity,
+            command_hash: command_hash(&command.program, &command.args),
+            output_path: None,
+            exit: Some(watch_exit(child, pid)),
+            exited: None,
+            output: Output::Pipes(pumps),
+            armed: true,
+        })
+    }
+
+    /// Spawns `command` so that it can outlive the manager: in a session and process group of
+    /// its own (through `setsid` where the system has it), its output appended to `output`
+    /// (followed into `logs`), and nothing tying it to the manager's life but this handle —
+    /// which still kills its group when dropped, unless [`detach`](Self::detach)ed.
+    pub fn spawn_detachable(command: &CommandLine, logs: Arc<LogStore>, output: &Path) -> Result<Self, SpawnError> {
+        let spawn_error = |source| SpawnError { program: command.program.clone(), source };
+        // Found first, so that a missing program is a spawn error, not an exit of `setsid`.
+        let path = command.environment.get("PATH").cloned().or_else(|| std::env::var("PATH").ok());
+        let cwd = std::env::current_dir().map_err(spawn_error)?;
+        let program = which::which_in(&command.program, path, cwd).map_err(|e| {
+            spawn_error(std::io::Error::new(std::io::ErrorKind::NotFound, format!("not found or not executable ({e})")))
+        })?;
+        let file = open_for_backend(output).map_err(spawn_error)?;
+        let offset = file.metadata().map(|m| m.len()).map_err(spawn_error)?;
+        let errors = file.try_clone().map_err(spawn_error)?;
+        let mut builder = match setsid_program() {
+            Some(setsid) => {
+                // Not a group leader when it execs, so setsid needs no fork: the pid stays.
+                let mut builder = Command::new(setsid);
+                builder.arg(&program).args(&command.args);
+                builder
+            }
+            None => {
+                let mut builder = Command::new(&program);
+                builder.args(&command.args).process_group(0);
+                builder
+            }
+        };
+        let child = builder
+            .envs(&command.environment)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(errors))
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(spawn_error)?;
+        let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+            return Err(spawn_error(std::io::Error::other("the process exited before its id was read")));
+        };
+        let identity = ProcessIdentity::of(pid).unwrap_or(ProcessIdentity { pid, start_ticks: 0, boot_id: boot_id() });
+        let follower = Output::follow_file(output.to_path_buf(), offset, logs);
+        Ok(Self {
+            identity,
+            command_hash: command_hash(&command.program, &command.args),
+            output_path: Some(output.to_path_buf()),
+            exit: Some(watch_exit(child, pid)),
+            exited: None,
+            output: follower,
+            armed: true,
+        })
+    }
+
+    /// Lets the process run on when this handle is dropped, for the next manager to adopt; the
+    /// output follower records how far it read.
+    pub fn detach(&mut self) {
+        self.armed = false;
+        self.output.abort();
     }
 
     /// Process id (also the process group id).
@@ -94,6 +222,16 @@ impl RunningProcess {
     /// Pid, start time and boot id, to record.
     pub fn identity(&self) -> &ProcessIdentity {
         &self.identity
+    }
+
+    /// [`command_hash`] of its command line.
+    pub fn command_hash(&self) -> &str {
+        &self.command_hash
+    }
+
+    /// The file its output goes to, when it can outlive the manager.
+    pub fn output_path(&self) -> Option<&Path> {
+        self.output_path.as_deref()
     }
 
     /// Waits for the process to exit. Cancel-safe: it can be used in `select!` repeatedly.
@@ -113,8 +251,7 @@ impl RunningProcess {
     /// Waits until both output streams are drained (bounded by `timeout`), so that the last
     /// lines a process wrote before exiting are in the log.
     pub async fn drain_output(&mut self, timeout: Duration) {
-        let pumps = std::mem::take(&mut self.pumps);
-        let _ = tokio::time::timeout(timeout, futures::future::join_all(pumps)).await;
+        self.output.drain(timeout).await;
     }
 
     /// Stops the process group: SIGTERM, up to `grace` for the process to exit, then SIGKILL
@@ -160,9 +297,7 @@ impl Drop for RunningProcess {
         if self.armed {
             signal_group(self.pid(), Signal::SIGKILL);
         }
-        for pump in &self.pumps {
-            pump.abort();
-        }
+        self.output.abort();
     }
 }
 

@@ -429,6 +429,7 @@ enum EnvKind {
     Headers,
     /// `plain` or `json`.
     LogFormat,
+    ShutdownPolicy,
     /// Not supported: ignored with this warning.
     Ignored(&'static str),
 }
@@ -456,6 +457,7 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_ALLOWED_ORIGINS", "server.allowed_origins", List),
         var("LLAMACTL_ENABLE_SWAGGER", "server.enable_swagger", Bool),
         var("LLAMACTL_LOG_FORMAT", "server.log_format", LogFormat),
+        var("LLAMACTL_SHUTDOWN_POLICY", "instances.shutdown_policy", ShutdownPolicy),
         // folders
         var("LLAMACTL_DATA_DIRECTORY", "data_dir", Text),
         var("LLAMACTL_LOG_DIR", "instances.logs_dir", Text),
@@ -623,6 +625,10 @@ fn parse_env(kind: EnvKind, raw: &str) -> Result<Value, &'static str> {
         EnvKind::LogFormat => match trimmed.to_ascii_lowercase().as_str() {
             format @ ("plain" | "json") => Value::from(format),
             _ => return Err("plain or json"),
+        },
+        EnvKind::ShutdownPolicy => match trimmed.to_ascii_lowercase().as_str() {
+            policy @ ("stop" | "keep") => Value::from(policy),
+            _ => return Err("stop or keep"),
         },
     })
 }
@@ -931,6 +937,7 @@ mod tests {
                 EnvKind::Pairs => &["A=1,B=2"],
                 EnvKind::Headers => &["X-A=1;X-B=2"],
                 EnvKind::LogFormat => &["json"],
+                EnvKind::ShutdownPolicy => &["keep"],
                 EnvKind::Ignored(_) => &["x"],
             }
         };

@@ -13,7 +13,7 @@ use llamactl_core::ManagerConfig;
 use llamactl_core::backend::{BackendSettings, BackendsSettings};
 use llamactl_core::docker::{BackendDocker, ByteSize, DockerNetwork, DockerRunOptions, DockerSettings, GpuRequest};
 use llamactl_core::logs::Rotation;
-use llamactl_core::manager::InstanceSettings;
+use llamactl_core::manager::{InstanceSettings, ShutdownPolicy};
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, LoadedConfig, load};
@@ -218,6 +218,9 @@ pub struct InstancesConfig {
     pub startup_timeout: u64,
     /// Grace period between SIGTERM and SIGKILL when stopping, seconds.
     pub stop_timeout: u64,
+    /// What the server's shutdown does with running instances: `stop` them, or `keep` them
+    /// running for the next server on this data folder to take over (no model is unloaded).
+    pub shutdown_policy: ShutdownPolicy,
     /// Folder of instance logs (default: `<data_dir>/logs`).
     pub logs_dir: Option<PathBuf>,
     /// Folder of the Go llamactl's per-instance JSON files, imported once (default:
@@ -250,6 +253,7 @@ impl Default for InstancesConfig {
             timeout_check_interval: 5,
             startup_timeout: defaults.startup_timeout.as_secs(),
             stop_timeout: 30,
+            shutdown_policy: ShutdownPolicy::Stop,
             logs_dir: None,
             instances_dir: None,
             log_rotation_enabled: true,
@@ -359,6 +363,7 @@ impl Config {
                 startup_timeout: Duration::from_secs(i.startup_timeout),
             },
             stop_grace: Duration::from_secs(i.stop_timeout),
+            shutdown_policy: i.shutdown_policy,
             logs_dir: Some(self.logs_dir()),
             log_rotation: Rotation {
                 max_bytes: if i.log_rotation_enabled { i.log_rotation_max_size.saturating_mul(1024 * 1024) } else { 0 },
