@@ -3,6 +3,7 @@
 #   scripts/bench.sh readiness [llama-server|test-backend|container]   readiness detection lag and start overhead
 #   scripts/bench.sh proxy [fixed|llama-server|keys]          proxy throughput, latency, streaming, cold start, key checks
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
+#   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -202,23 +202,26 @@ impl Actor {
         self.state.options.as_ref().ok().map(|o| self.ctx.config.defaults.apply(o))
     }
 
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(mut self: Box<Self>) {
+        // Every handler's future is boxed: an idle instance's task then holds only the future of
+        // the wait for its next event (0.7 KB, plus the 0.7 KB boxed actor) instead of room
+        // for the largest handler (10.5 KB). With 10,000 mostly idle instances that is 90 MB.
         if let Some(adoption) = self.adoption.take() {
-            self.on_adopted(adoption).await;
+            Box::pin(self.on_adopted(adoption)).await;
         }
         loop {
             match self.next_event().await {
                 Event::Closed => break,
                 Event::Command(command) => {
-                    if self.handle_command(command).await {
+                    if Box::pin(self.handle_command(command)).await {
                         break;
                     }
                 }
-                Event::Exited(exit) => self.on_exit(exit).await,
-                Event::Ready => self.on_ready().await,
-                Event::StartupTimeout => self.on_startup_timeout().await,
-                Event::IdleCheck => self.on_idle_check().await,
-                Event::RestartDue => self.on_restart_due().await,
+                Event::Exited(exit) => Box::pin(self.on_exit(exit)).await,
+                Event::Ready => Box::pin(self.on_ready()).await,
+                Event::StartupTimeout => Box::pin(self.on_startup_timeout()).await,
+                Event::IdleCheck => Box::pin(self.on_idle_check()).await,
+                Event::RestartDue => Box::pin(self.on_restart_due()).await,
             }
         }
         // The run (if any) is dropped here: its process group is killed.

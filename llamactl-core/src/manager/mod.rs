@@ -182,7 +182,8 @@ impl Manager {
         let logs = Arc::new(LogStore::new(log_path, ctx.config.log_buffer_lines, ctx.config.log_rotation));
         let actor = Actor::new(ctx.clone(), stored.name.clone(), state, publish, activity.clone(), logs.clone(), rx)
             .adopting(adoption);
-        tokio::spawn(actor.run());
+        // Boxed: an async fn's argument would otherwise take its room twice in the task.
+        tokio::spawn(Box::new(actor).run());
         let handle = Arc::new(Handle { name: stored.name.clone(), tx, state: state_rx, activity, logs });
         self.write_handles().insert(stored.name, handle.clone());
         handle

@@ -1,0 +1,181 @@
+//! Management scale: the real server (release build) on a real SQLite file.
+//!
+//! 1. Resident memory of an idle server with no instances.
+//! 2. 10,000 instances created over the REST API by 64 concurrent clients: creates per second,
+//!    against the same number of inserts of the same rows straight into the same kind of SQLite
+//!    file through `SqliteDatabase` (the baseline: the store alone, no HTTP, no manager).
+//! 3. `GET /api/v1/instances` with 10,000 instances: p50 / p99 over 50 calls.
+//! 4. Resident memory at 10,000 instances.
+//! 5. Boot: SIGTERM, then start again on the same data; time from spawn to the API answering,
+//!    against the boot of an empty data folder measured in the same run.
+//!
+//! Prints figures; asserts nothing about time. Run: `scripts/bench.sh scale`.
+//! LLAMACTL_BENCH_INSTANCES changes the count (default 10,000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use llamactl_core::db::{Database, SqliteDatabase};
+use llamactl_core::{InstanceName, InstanceOptions};
+use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, http, server_config};
+use serde_json::json;
+
+const CLIENTS: usize = 64;
+
+fn count() -> usize {
+    std::env::var("LLAMACTL_BENCH_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
+
+fn options() -> serde_json::Value {
+    json!({
+        "backend_type": "llama_cpp",
+        "backend_options": {"model": "/models/tiny.gguf", "ctx_size": 512, "n_gpu_layers": 0},
+        "on_demand_start": true,
+        "idle_timeout": 5
+    })
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap();
+    kib / 1024.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Starts the server on `dir` and returns it with the time from spawn to `/health` answering.
+async fn boot(dir: &std::path::Path, config: &llamactl_server::config::Config) -> (SpawnedServer, Duration) {
+    let began = Instant::now();
+    let server = SpawnedServer::start(dir, config);
+    let health = format!("{}/health", server.base);
+    while !http().get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (server, began.elapsed())
+}
+
+async fn create_all(base: &str, total: usize) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = http();
+    let began = Instant::now();
+    let workers = (0..CLIENTS).map(|_| {
+        let next = next.clone();
+        let client = client.clone();
+        let base = base.to_owned();
+        async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
+                }
+                let response = client
+                    .post(format!("{base}/api/v1/instances/bench-{i:05}"))
+                    .bearer_auth(MANAGEMENT_KEY)
+                    .json(&options())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
+    began.elapsed()
+}
+
+/// The store alone: the same rows saved one by one (concurrently) into a fresh SQLite file.
+async fn store_baseline(total: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(SqliteDatabase::open(&dir.path().join("baseline.db")).await.unwrap());
+    let options: InstanceOptions = InstanceOptions::from_json_value(&options()).unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let workers = (0..CLIENTS).map(|_| {
+        let next = next.clone();
+        let db = db.clone();
+        let options = options.clone();
+        tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
+                }
+                let name: InstanceName = format!("bench-{i:05}").parse().unwrap();
+                db.create(&name, &options).await.unwrap();
+            }
+        })
+    });
+    for worker in futures::future::join_all(workers).await {
+        worker.unwrap();
+    }
+    began.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    llamactl_tests::install_tls_provider();
+    let total = count();
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(dir.path());
+    let (server, empty_boot) = boot(dir.path(), &config).await;
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mib(pid);
+
+    let created = create_all(&server.base, total).await;
+    let baseline = store_baseline(total).await;
+
+    let list = format!("{}/api/v1/instances", server.base);
+    let mut lists = Vec::new();
+    for _ in 0..50 {
+        let began = Instant::now();
+        let response = server.manage(reqwest::Method::GET, "/api/v1/instances").send().await.unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        lists.push(began.elapsed());
+        assert_eq!(body.as_array().unwrap().len(), total, "{list}");
+    }
+    lists.sort();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let full_rss = rss_mib(pid);
+    assert!(server.terminate());
+
+    let (server, full_boot) = boot(dir.path(), &config).await;
+    let reboot_rss = rss_mib(server.child.id());
+    assert!(server.terminate());
+
+    println!("== management scale: {total} instances, real server (release), SQLite file");
+    println!(
+        "create over the API ({CLIENTS} clients): {:.0}/s ({:.2} s)   store alone: {:.0}/s   ratio {:.2}   [target >= 2000/s]",
+        total as f64 / created.as_secs_f64(),
+        created.as_secs_f64(),
+        total as f64 / baseline.as_secs_f64(),
+        baseline.as_secs_f64() / created.as_secs_f64(),
+    );
+    println!(
+        "list all: p50 {:.1} ms   p99 {:.1} ms   [target p50 < 20 ms]",
+        ms(percentile(&lists, 0.5)),
+        ms(percentile(&lists, 0.99))
+    );
+    println!(
+        "boot to API answering: with {total} instances {:.0} ms   empty {:.0} ms   [target < 1000 ms]",
+        ms(full_boot),
+        ms(empty_boot)
+    );
+    println!(
+        "resident memory: idle empty {idle_rss:.1} MiB   after creating {total} {full_rss:.1} MiB   after boot with {total} {reboot_rss:.1} MiB   [target < 60 MB]"
+    );
+}
