@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 /// Enumerations the bodies use, re-exported so that clients need not name `llamactl-core`.
 pub use llamactl_core::db::PermissionMode;
 use llamactl_core::db::{ApiKeyRecord, InstanceEvent};
-use llamactl_core::manager::{InstanceInfo, StatusNotice};
+use llamactl_core::manager::{InstanceInfo, InstanceView, StatusNotice};
 pub use llamactl_core::options::INSTANCE_FIELDS;
 pub use llamactl_core::{DesiredState, ExitInfo, InstanceStatus, TransitionReason};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,64 @@ pub struct NestedError {
     pub code: Option<String>,
 }
 
+/// An instance's options as JSON: parsed (what a client reads back) or the JSON text the
+/// manager keeps with them (what the server writes, so that listing thousands of instances
+/// builds no JSON trees). Both serialise alike; they compare by value.
+///
+/// ```
+/// use llamactl_api::types::OptionsJson;
+/// let parsed: OptionsJson = serde_json::from_str(r#"{"backend_type": "vllm"}"#)?;
+/// assert_eq!(parsed.value()["backend_type"], "vllm");
+/// assert_eq!(serde_json::to_string(&parsed)?, r#"{"backend_type":"vllm"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub enum OptionsJson {
+    /// A JSON tree.
+    Parsed(Value),
+    /// JSON text, written out as it is.
+    Raw(std::sync::Arc<serde_json::value::RawValue>),
+}
+
+impl OptionsJson {
+    /// The options as a JSON tree (text is parsed; unparsable text gives `null`).
+    pub fn value(&self) -> std::borrow::Cow<'_, Value> {
+        match self {
+            Self::Parsed(value) => std::borrow::Cow::Borrowed(value),
+            Self::Raw(raw) => std::borrow::Cow::Owned(serde_json::from_str(raw.get()).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// The options as an owned JSON tree.
+    pub fn into_value(self) -> Value {
+        match self {
+            Self::Parsed(value) => value,
+            raw @ Self::Raw(_) => raw.value().into_owned(),
+        }
+    }
+}
+
+impl PartialEq for OptionsJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Serialize for OptionsJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Parsed(value) => value.serialize(serializer),
+            Self::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OptionsJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::Parsed)
+    }
+}
+
 /// An instance: the Go llamactl's fields (`id`, `name`, `status`, `created`, `options`) and
 /// what llamactl adds (desired state, readiness, process, restarts, last transition).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +121,7 @@ pub struct InstanceResponse {
     pub created: i64,
     /// The options (absent if the stored ones cannot be read; see `options_error`).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub options: Option<Value>,
+    pub options: Option<OptionsJson>,
     /// Why the stored options cannot be read.
     pub options_error: Option<String>,
     /// What was last asked for: `running` or `stopped`.
@@ -94,7 +152,13 @@ pub struct InstanceResponse {
 
 impl From<&InstanceInfo> for InstanceResponse {
     fn from(info: &InstanceInfo) -> Self {
-        let state = &info.state;
+        info.view().into()
+    }
+}
+
+impl From<InstanceView<'_>> for InstanceResponse {
+    fn from(info: InstanceView<'_>) -> Self {
+        let state = info.state;
         let runtime = &state.runtime;
         Self {
             id: state.id,
@@ -102,7 +166,7 @@ impl From<&InstanceInfo> for InstanceResponse {
             status: runtime.status,
             ready: runtime.status == InstanceStatus::Running,
             created: state.created_at.timestamp(),
-            options: state.options.as_ref().ok().map(|o| o.to_json_value()),
+            options: state.options.as_ref().ok().and(state.options_json.clone()).map(OptionsJson::Raw),
             options_error: state.options.as_ref().err().map(ToString::to_string),
             desired_state: runtime.desired_state,
             pid: runtime.pid,
@@ -121,8 +185,8 @@ impl From<&InstanceInfo> for InstanceResponse {
 
 impl InstanceResponse {
     /// The backend type named in the options, if readable.
-    pub fn backend_type(&self) -> Option<&str> {
-        self.options.as_ref().and_then(|o| o["backend_type"].as_str())
+    pub fn backend_type(&self) -> Option<String> {
+        self.options.as_ref()?.value()["backend_type"].as_str().map(str::to_owned)
     }
 }
 

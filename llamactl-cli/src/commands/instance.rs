@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use llamactl_api::types::{InstanceResponse, InstanceStatus};
+use llamactl_api::types::{InstanceResponse, InstanceStatus, OptionsJson};
 use llamactl_api::{Answer, Client, Lifecycle};
 use serde_json::{Map, Value};
 
@@ -34,7 +34,8 @@ pub async fn run(client: &Client, printer: &Printer, command: InstanceCommand) -
 
 /// The model an instance serves, as its options name it.
 fn model(instance: &InstanceResponse) -> String {
-    let Some(backend) = instance.options.as_ref().map(|o| &o["backend_options"]) else { return "-".into() };
+    let Some(options) = instance.options.as_ref().map(|o| o.value()) else { return "-".into() };
+    let backend = &options["backend_options"];
     ["model", "hf_repo", "model_url"]
         .iter()
         .map(|key| &backend[*key])
@@ -110,7 +111,7 @@ async fn list(client: &Client, printer: &Printer) -> Result<(), CliError> {
         for instance in instances.iter() {
             table.add_row(vec![
                 comfy_table::Cell::new(&instance.name),
-                comfy_table::Cell::new(instance.backend_type().unwrap_or("?")),
+                comfy_table::Cell::new(instance.backend_type().as_deref().unwrap_or("?")),
                 p.status(instance.status.as_str()),
                 comfy_table::Cell::new(optional(instance.port)),
                 comfy_table::Cell::new(optional(instance.pid)),
@@ -128,7 +129,7 @@ fn describe(printer: &Printer, instance: &InstanceResponse) {
     let mut rows = vec![
         ("Name", instance.name.clone()),
         ("Id", instance.id.to_string()),
-        ("Backend", instance.backend_type().unwrap_or("?").to_owned()),
+        ("Backend", instance.backend_type().unwrap_or_else(|| "?".into())),
         ("Model", model(instance)),
         ("Status", format!("{} (wanted: {})", instance.status, instance.desired_state)),
         ("Port", optional(instance.port)),
@@ -184,7 +185,7 @@ async fn edit(client: &Client, printer: &Printer, name: &str, flags: &OptionFlag
         ));
     }
     let current = client.get_instance(name).await.map_err(context(format!("cannot edit instance {name}")))?;
-    let base = current.options.clone().unwrap_or_else(|| Value::Object(Map::new()));
+    let base = current.options.clone().map_or_else(|| Value::Object(Map::new()), OptionsJson::into_value);
     let (options, edited_file) = if with_flags {
         (options::build(client, flags, base).await?, None)
     } else {

@@ -99,21 +99,74 @@ pub struct CommandLine {
 }
 
 impl std::fmt::Display for CommandLine {
-    /// Shell-like rendering for logs and error messages (quoted where needed; never executed).
+    /// Shell-like rendering for logs and error messages (quoted where needed, always one line;
+    /// never executed): see [`shell_quote`].
+    ///
+    /// ```
+    /// # use llamactl_core::backend::CommandLine;
+    /// let command = CommandLine {
+    ///     program: "/bin/echo".into(),
+    ///     args: vec!["a b".into(), "x\nstarting: fake".into()],
+    ///     environment: Default::default(),
+    /// };
+    /// assert_eq!(command.to_string(), r"/bin/echo 'a b' $'x\nstarting: fake'");
+    /// ```
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let quote = |s: &str| {
-            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c)) {
-                s.to_owned()
-            } else {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            }
-        };
-        f.write_str(&quote(&self.program))?;
+        f.write_str(&shell_quote(&self.program))?;
         for arg in &self.args {
-            write!(f, " {}", quote(arg))?;
+            write!(f, " {}", shell_quote(arg))?;
         }
         Ok(())
     }
+}
+
+/// `word` written as a POSIX shell would read it back, for display: as it is when it holds only
+/// characters no shell treats specially, else in single quotes, and as a `$'...'` string with
+/// backslash escapes when it holds a character that would change how the line reads — a
+/// control character (newline, carriage return, escape, ...), a line or paragraph separator, a
+/// bidirectional override. The result is always one line and shows every character, so an
+/// argument cannot fake lines in a log.
+///
+/// ```
+/// use llamactl_core::backend::shell_quote;
+/// assert_eq!(shell_quote("--ctx-size"), "--ctx-size");
+/// assert_eq!(shell_quote(""), "''");
+/// assert_eq!(shell_quote("it's $(x)"), r"'it'\''s $(x)'");
+/// assert_eq!(shell_quote("a\nb\t'c'\\"), r"$'a\nb\t\'c\'\\'");
+/// assert_eq!(shell_quote("\u{1b}[31m\u{202e}"), r"$'\x1b[31m\u202e'");
+/// ```
+pub fn shell_quote(word: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@+".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.into();
+    }
+    if !word.chars().any(changes_the_line) {
+        return format!("'{}'", word.replace('\'', r"'\''")).into();
+    }
+    let mut quoted = String::with_capacity(word.len() + 8);
+    quoted.push_str("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => quoted.push_str(r"\\"),
+            '\'' => quoted.push_str(r"\'"),
+            '\n' => quoted.push_str(r"\n"),
+            '\r' => quoted.push_str(r"\r"),
+            '\t' => quoted.push_str(r"\t"),
+            c if changes_the_line(c) && c.is_ascii() => quoted.push_str(&format!(r"\x{:02x}", u32::from(c))),
+            c if changes_the_line(c) => quoted.push_str(&format!(r"\u{:04x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted.into()
+}
+
+/// A character that, written raw, would break a line or change how the rest of it is shown.
+fn changes_the_line(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{feff}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// What the manager needs to know about a backend.
@@ -270,4 +323,26 @@ pub fn build_command(
     let mut environment = configured.map(|c| c.environment.clone()).unwrap_or_default();
     environment.extend(options.environment.clone());
     Some(CommandLine { program, args, environment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_command_line_is_one_line_whatever_its_arguments_hold() {
+        let args =
+            ["ok", "x\nstarting: fake", "\r\u{1b}[2K", "a\u{85}b\u{2028}c\u{202e}d", "tab\there", "\u{7f}", "é ü"];
+        let command = CommandLine {
+            program: "/opt/my server/bin".into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            environment: BTreeMap::new(),
+        };
+        let shown = command.to_string();
+        assert_eq!(
+            shown,
+            r"'/opt/my server/bin' ok $'x\nstarting: fake' $'\r\x1b[2K' $'a\u0085b\u2028c\u202ed' $'tab\there' $'\x7f' 'é ü'"
+        );
+        assert!(!shown.contains(changes_the_line), "{shown:?}");
+    }
 }

@@ -42,6 +42,9 @@ pub enum DbError {
     /// Any other SQLite or I/O error.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// The commit that would have held this write failed (the write is not stored).
+    #[error("database write not committed: {0}")]
+    Commit(String),
 }
 
 /// Runtime state of an instance, written at each status transition: enough to answer "what

@@ -3,7 +3,8 @@
 //! the workspace's `migrations/` folder embedded in the binary.
 //!
 //! Writes go through a single connection (one writer, as SQLite allows), so concurrent writers
-//! queue in-process instead of spinning in SQLite's busy handler; reads use their own pool.
+//! queue in-process instead of spinning in SQLite's busy handler, and writes queued together
+//! share one commit (see `group_commit`); reads use their own pool.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,12 +12,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::{FutureExt, TryStreamExt};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
 
 mod api_keys;
+mod group_commit;
+
+use group_commit::Writer;
 
 use super::{
     ApiKeyRecord, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, NewApiKey, RuntimeRecord,
@@ -43,7 +48,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
-    writer: SqlitePool,
+    pool: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
     path: Option<PathBuf>,
 }
@@ -79,7 +85,7 @@ impl SqliteDatabase {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| open_error(&shown, e))?;
-        Ok(Self { writer, reader, path: Some(path) })
+        Ok(Self { writer: Writer::start(writer.clone()), pool: writer, reader, path: Some(path) })
     }
 
     /// A private in-memory database (for tests and benchmarks; nothing is persisted).
@@ -97,18 +103,12 @@ impl SqliteDatabase {
             .await
             .map_err(|e| open_error(":memory:", e))?;
         MIGRATOR.run(&pool).await.map_err(|e| open_error(":memory:", e))?;
-        Ok(Self { writer: pool.clone(), reader: pool, path: None })
+        Ok(Self { writer: Writer::start(pool.clone()), pool: pool.clone(), reader: pool, path: None })
     }
 
     /// The database file, `None` in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, DbError> {
-        // IMMEDIATE takes the write lock up front, so a transaction that reads before it writes
-        // can never fail to upgrade its lock.
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
     }
 }
 
@@ -224,7 +224,7 @@ async fn fetch_instance(
     }
 }
 
-async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: &RuntimeRecord) -> Result<(), DbError> {
+async fn write_runtime(tx: &mut SqliteConnection, id: i64, runtime: &RuntimeRecord) -> Result<(), DbError> {
     let reason = runtime.last_reason.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
     sqlx::query(
         "INSERT INTO instance_runtime (instance_id, status, desired_state, pid, process_start_ticks, boot_id, port, \
@@ -259,40 +259,112 @@ async fn write_runtime(tx: &mut Transaction<'static, Sqlite>, id: i64, runtime: 
     .bind(Utc::now().timestamp_millis())
     .bind(runtime.command_hash.as_deref())
     .bind(runtime.output_path.as_ref().map(|p| p.display().to_string()))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(map_err)?;
     Ok(())
 }
 
 /// Updates the Go-compatible status column and returns the instance id.
-async fn set_legacy_status(
-    tx: &mut Transaction<'static, Sqlite>,
-    name: &str,
-    status: InstanceStatus,
-) -> Result<i64, DbError> {
+async fn set_legacy_status(tx: &mut SqliteConnection, name: &str, status: InstanceStatus) -> Result<i64, DbError> {
     let id: Option<i64> = sqlx::query_scalar("UPDATE instances SET status = ? WHERE name = ? RETURNING id")
         .bind(status.legacy_status())
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
     id.ok_or_else(|| DbError::NotFound(name.to_owned()))
 }
 
-#[async_trait]
-impl Database for SqliteDatabase {
-    async fn create(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
-        let json = options_json(options)?;
-        let now = now_seconds();
-        let mut tx = self.begin_write().await?;
+async fn create_instance(
+    tx: &mut SqliteConnection,
+    name: InstanceName,
+    json: String,
+) -> Result<StoredInstance, DbError> {
+    let now = now_seconds();
+    let inserted = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) RETURNING id",
+    )
+    .bind(name.as_str())
+    .bind(now)
+    .bind(now)
+    .bind(&json)
+    .fetch_one(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(DbError::AlreadyExists(name.to_string()));
+        }
+        Err(e) => return Err(map_err(e)),
+    };
+    write_runtime(tx, id, &RuntimeRecord::default()).await?;
+    fetch_instance(&mut *tx, name.as_str()).await?.ok_or_else(|| DbError::NotFound(name.to_string()))
+}
+
+async fn save_instance(tx: &mut SqliteConnection, name: InstanceName, json: String) -> Result<StoredInstance, DbError> {
+    let now = now_seconds();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
+         ON CONFLICT(name) DO UPDATE SET options_json = excluded.options_json, updated_at = excluded.updated_at \
+         RETURNING id",
+    )
+    .bind(name.as_str())
+    .bind(now)
+    .bind(now)
+    .bind(&json)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO instance_runtime (instance_id, updated_at) VALUES (?, ?) ON CONFLICT(instance_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(Utc::now().timestamp_millis())
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    fetch_instance(&mut *tx, name.as_str()).await?.ok_or_else(|| DbError::NotFound(name.to_string()))
+}
+
+async fn insert_transition(
+    tx: &mut SqliteConnection,
+    name: String,
+    runtime: RuntimeRecord,
+    transition: Transition,
+    reason: String,
+) -> Result<(), DbError> {
+    let id = set_legacy_status(tx, &name, runtime.status).await?;
+    write_runtime(tx, id, &runtime).await?;
+    sqlx::query(
+        "INSERT INTO instance_events (instance_id, at, from_status, to_status, reason_kind, reason, pid, port) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(transition.at.timestamp_millis())
+    .bind(transition.from.as_str())
+    .bind(transition.to.as_str())
+    .bind(transition.reason.kind())
+    .bind(reason)
+    .bind(runtime.pid)
+    .bind(runtime.port.map(i64::from))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn import_all(tx: &mut SqliteConnection, instances: Vec<ImportedInstance>) -> Result<(), DbError> {
+    let now = now_seconds();
+    for ImportedInstance { name, options, created_at, desired_state } in instances {
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) RETURNING id",
+            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
+             RETURNING id",
         )
         .bind(name.as_str())
+        .bind(created_at.map_or(now, |t| t.timestamp()))
         .bind(now)
-        .bind(now)
-        .bind(&json)
+        .bind(options_json(&options)?)
         .fetch_one(&mut *tx)
         .await;
         let id = match inserted {
@@ -302,47 +374,39 @@ impl Database for SqliteDatabase {
             }
             Err(e) => return Err(map_err(e)),
         };
-        write_runtime(&mut tx, id, &RuntimeRecord::default()).await?;
-        let stored = fetch_instance(&mut *tx, name.as_str()).await?;
-        tx.commit().await.map_err(map_err)?;
-        stored.ok_or_else(|| DbError::NotFound(name.to_string()))
+        let runtime = RuntimeRecord { desired_state, ..RuntimeRecord::default() };
+        write_runtime(tx, id, &runtime).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn create(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
+        let (name, json) = (name.clone(), options_json(options)?);
+        self.writer.write(move |tx| create_instance(tx, name, json).boxed()).await
     }
 
     async fn save(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
-        let json = options_json(options)?;
-        let now = now_seconds();
-        let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
-             ON CONFLICT(name) DO UPDATE SET options_json = excluded.options_json, updated_at = excluded.updated_at \
-             RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(now)
-        .bind(now)
-        .bind(&json)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO instance_runtime (instance_id, updated_at) VALUES (?, ?) ON CONFLICT(instance_id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(Utc::now().timestamp_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let stored = fetch_instance(&mut *tx, name.as_str()).await?;
-        tx.commit().await.map_err(map_err)?;
-        stored.ok_or_else(|| DbError::NotFound(name.to_string()))
+        let (name, json) = (name.clone(), options_json(options)?);
+        self.writer.write(move |tx| save_instance(tx, name, json).boxed()).await
     }
 
     async fn delete(&self, name: &str) -> Result<bool, DbError> {
-        let mut tx = self.begin_write().await?;
-        let result =
-            sqlx::query("DELETE FROM instances WHERE name = ?").bind(name).execute(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(result.rows_affected() > 0)
+        let name = name.to_owned();
+        self.writer
+            .write(move |tx| {
+                async move {
+                    let result = sqlx::query("DELETE FROM instances WHERE name = ?")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(result.rows_affected() > 0)
+                }
+                .boxed()
+            })
+            .await
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredInstance>, DbError> {
@@ -350,10 +414,12 @@ impl Database for SqliteDatabase {
     }
 
     async fn load_all(&self) -> Result<Vec<StoredInstance>, DbError> {
-        let rows = sqlx::query(select_instances!("ORDER BY i.name")).fetch_all(&self.reader).await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.extend(instance_from_row(row)?);
+        // Row by row: holding every row at once would cost several times the instances' own
+        // memory at boot, and the allocator keeps most of that peak afterwards.
+        let mut rows = sqlx::query(select_instances!("ORDER BY i.name")).fetch(&self.reader);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(map_err)? {
+            out.extend(instance_from_row(&row)?);
         }
         Ok(out)
     }
@@ -365,34 +431,21 @@ impl Database for SqliteDatabase {
         transition: &Transition,
     ) -> Result<(), DbError> {
         let reason = serde_json::to_string(&transition.reason).map_err(|e| DbError::Corrupt(e.to_string()))?;
-        let mut tx = self.begin_write().await?;
-        let id = set_legacy_status(&mut tx, name, runtime.status).await?;
-        write_runtime(&mut tx, id, runtime).await?;
-        sqlx::query(
-            "INSERT INTO instance_events (instance_id, at, from_status, to_status, reason_kind, reason, pid, port) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(transition.at.timestamp_millis())
-        .bind(transition.from.as_str())
-        .bind(transition.to.as_str())
-        .bind(transition.reason.kind())
-        .bind(reason)
-        .bind(runtime.pid)
-        .bind(runtime.port.map(i64::from))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        let (name, runtime, transition) = (name.to_owned(), runtime.clone(), transition.clone());
+        self.writer.write(move |tx| insert_transition(tx, name, runtime, transition, reason).boxed()).await
     }
 
     async fn save_runtime(&self, name: &str, runtime: &RuntimeRecord) -> Result<(), DbError> {
-        let mut tx = self.begin_write().await?;
-        let id = set_legacy_status(&mut tx, name, runtime.status).await?;
-        write_runtime(&mut tx, id, runtime).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        let (name, runtime) = (name.to_owned(), runtime.clone());
+        self.writer
+            .write(move |tx| {
+                async move {
+                    let id = set_legacy_status(tx, &name, runtime.status).await?;
+                    write_runtime(tx, id, &runtime).await
+                }
+                .boxed()
+            })
+            .await
     }
 
     async fn events(&self, name: &str, query: EventQuery) -> Result<Vec<InstanceEvent>, DbError> {
@@ -429,38 +482,14 @@ impl Database for SqliteDatabase {
     }
 
     async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError> {
-        let now = now_seconds();
-        let mut tx = self.begin_write().await?;
-        for ImportedInstance { name, options, created_at, desired_state } in instances {
-            let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
-                 RETURNING id",
-            )
-            .bind(name.as_str())
-            .bind(created_at.map_or(now, |t| t.timestamp()))
-            .bind(now)
-            .bind(options_json(options)?)
-            .fetch_one(&mut *tx)
-            .await;
-            let id = match inserted {
-                Ok(id) => id,
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(DbError::AlreadyExists(name.to_string()));
-                }
-                Err(e) => return Err(map_err(e)),
-            };
-            let runtime = RuntimeRecord { desired_state: *desired_state, ..RuntimeRecord::default() };
-            write_runtime(&mut tx, id, &runtime).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        let instances = instances.to_vec();
+        self.writer.write(move |tx| import_all(tx, instances).boxed()).await
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError> {
-        let mut tx = self.begin_write().await?;
-        let id = api_keys::create(&mut tx, key).await?;
-        tx.commit().await.map_err(map_err)?;
-        api_keys::get(&self.writer, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
+        let key = key.clone();
+        let id = self.writer.write(move |tx| async move { api_keys::create(tx, &key).await }.boxed()).await?;
+        api_keys::get(&self.reader, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
@@ -480,41 +509,62 @@ impl Database for SqliteDatabase {
     }
 
     async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {
-        let mut tx = self.begin_write().await?;
-        api_keys::set_token(&mut tx, id, lookup_id, sha256).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        let (lookup_id, sha256) = (lookup_id.to_owned(), sha256.to_owned());
+        self.writer.write(move |tx| async move { api_keys::set_token(tx, id, &lookup_id, &sha256).await }.boxed()).await
     }
 
     async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
-            .bind(at.timestamp())
-            .bind(id)
-            .execute(&self.writer)
+        self.writer
+            .write(move |tx| {
+                async move {
+                    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+                        .bind(at.timestamp())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(())
+                }
+                .boxed()
+            })
             .await
-            .map_err(map_err)?;
-        Ok(())
     }
 
     async fn delete_api_key(&self, id: i64) -> Result<bool, DbError> {
-        let result =
-            sqlx::query("DELETE FROM api_keys WHERE id = ?").bind(id).execute(&self.writer).await.map_err(map_err)?;
-        Ok(result.rows_affected() > 0)
+        self.writer
+            .write(move |tx| {
+                async move {
+                    let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(result.rows_affected() > 0)
+                }
+                .boxed()
+            })
+            .await
     }
 
     async fn manager_id(&self) -> Result<String, DbError> {
         // Insert-if-absent, then read: two managers racing on one file agree on the first id.
         let candidate = uuid::Uuid::new_v4().simple().to_string();
-        sqlx::query("INSERT OR IGNORE INTO manager_meta (key, value) VALUES ('manager_id', ?)")
-            .bind(&candidate)
-            .execute(&self.writer)
+        self.writer
+            .write(move |tx| {
+                async move {
+                    sqlx::query("INSERT OR IGNORE INTO manager_meta (key, value) VALUES ('manager_id', ?)")
+                        .bind(&candidate)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query_scalar("SELECT value FROM manager_meta WHERE key = 'manager_id'")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)
+                }
+                .boxed()
+            })
             .await
-            .map_err(map_err)?;
-        let id: String = sqlx::query_scalar("SELECT value FROM manager_meta WHERE key = 'manager_id'")
-            .fetch_one(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(id)
     }
 
     async fn ping(&self) -> Result<(), DbError> {
@@ -523,7 +573,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn close(&self) {
-        self.writer.close().await;
+        self.pool.close().await;
         self.reader.close().await;
     }
 }

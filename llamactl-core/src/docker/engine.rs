@@ -19,7 +19,7 @@ use super::container::RunningContainer;
 use super::options::DockerNetwork;
 use super::settings::DockerSettings;
 use super::spec::{self, ContainerNetwork, ContainerSpec, LABEL_INSTANCE, LABEL_MANAGER, LABEL_OPTIONS_HASH};
-use crate::backend::{Listen, build_command};
+use crate::backend::{Listen, build_command, shell_quote};
 use crate::logs::{LineSplitter, LogStore, LogStream};
 use crate::options::BackendOptions;
 use crate::runtime::{BackendRun, Launch, LaunchError};
@@ -304,7 +304,12 @@ impl DockerEngine {
         self.clear_name(client, &spec.name, launch.name).await.map_err(spawn_failed)?;
         logs.push(
             LogStream::Manager,
-            format!("starting container {} from {}: {}", spec.name, spec.image, spec.cmd.join(" ")),
+            format!(
+                "starting container {} from {}: {}",
+                spec.name,
+                shell_quote(&spec.image),
+                spec.cmd.iter().map(|arg| shell_quote(arg)).collect::<Vec<_>>().join(" ")
+            ),
         );
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let created = match client.create_container(Some(options), spec::create_body(spec)).await {

@@ -128,31 +128,50 @@ impl LogStore {
         }
     }
 
-    /// Appends a line: to the ring, to the file, and to every follower.
+    /// Appends a line: to the ring, to the file, and to every follower. When the file stops
+    /// (or starts again) taking lines, e.g. on a full disk, a line of the manager says so.
     pub fn push(&self, stream: LogStream, text: impl Into<String>) {
         let mut text = text.into();
         truncate_line(&mut text);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let line = Arc::new(LogLine { seq: inner.next_seq, at: Utc::now(), stream, text });
-        inner.next_seq += 1;
+        let mut notice = None;
         if let Some(file) = inner.file.as_mut() {
-            let mut bytes = Vec::with_capacity(line.text.len() + MANAGER_PREFIX.len() + 1);
+            let mut bytes = Vec::with_capacity(text.len() + MANAGER_PREFIX.len() + 1);
             if stream == LogStream::Manager {
                 bytes.extend_from_slice(MANAGER_PREFIX.as_bytes());
             }
-            bytes.extend_from_slice(line.text.as_bytes());
+            bytes.extend_from_slice(text.as_bytes());
             bytes.push(b'\n');
             match file.write_line(&bytes) {
-                Ok(()) => inner.file_error = None,
+                Ok(()) => {
+                    if inner.file_error.take().is_some() {
+                        notice = Some(format!("log file {} can be written again", file.path().display()));
+                    }
+                }
                 Err(error) => {
                     if inner.file_error.is_none() {
                         tracing::warn!(path = %file.path().display(), %error, "cannot write log file; lines are kept in memory");
+                        notice = Some(format!(
+                            "cannot write log file {} ({error}); the last {} lines are kept in memory",
+                            file.path().display(),
+                            self.capacity
+                        ));
                     }
                     inner.file_error = Some(error.to_string());
                 }
             }
         }
+        self.append(inner, stream, text);
+        if let Some(notice) = notice {
+            self.append(inner, LogStream::Manager, notice);
+        }
+    }
+
+    /// Adds a line to the ring and sends it to the followers.
+    fn append(&self, inner: &mut Inner, stream: LogStream, text: String) {
+        let line = Arc::new(LogLine { seq: inner.next_seq, at: Utc::now(), stream, text });
+        inner.next_seq += 1;
         if inner.ring.len() == self.capacity {
             inner.ring.pop_front();
         }
@@ -197,7 +216,8 @@ impl LogStore {
 
     /// The last error writing the log file, until a write succeeds again (e.g. a full disk).
     pub fn file_error(&self) -> Option<String> {
-        self.lock().file_error.clone()
+        // Without priming the ring: asked for every instance of a listing.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).file_error.clone()
     }
 }
 
@@ -353,8 +373,13 @@ mod tests {
         std::fs::write(&blocker, "").unwrap();
         let logs = LogStore::new(Some(blocker.join("x.log")), 10, Rotation::default());
         logs.push(LogStream::Stdout, "kept");
-        assert_eq!(logs.tail(1)[0].text, "kept");
+        let lines = logs.tail(2);
+        assert_eq!(lines[0].text, "kept");
+        assert_eq!(lines[1].stream, LogStream::Manager);
+        assert!(lines[1].text.starts_with("cannot write log file"), "{}", lines[1].text);
         assert!(logs.file_error().is_some());
+        logs.push(LogStream::Stdout, "still kept, reported once");
+        assert_eq!(logs.tail(1)[0].text, "still kept, reported once");
     }
 
     #[tokio::test]

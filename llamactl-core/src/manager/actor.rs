@@ -179,6 +179,12 @@ async fn sleep_until_or_never(at: Option<Instant>) {
     }
 }
 
+/// The URL the readiness probe asks, or why there is none.
+fn readiness_uri(options: &InstanceOptions, listen: &Listen) -> Result<hyper::Uri, String> {
+    let url = format!("{}{}", listen.base_url(), options.backend.as_backend().readiness_path());
+    url.parse::<hyper::Uri>().map_err(|error| format!("invalid readiness URL {url:?}: {error}"))
+}
+
 impl Actor {
     pub(crate) fn new(
         ctx: Arc<Context>,
@@ -373,6 +379,19 @@ impl Actor {
             }
         };
         let listen = Listen { host, port: port.port() };
+        // Options stored before validation covered it may give a readiness URL that cannot be
+        // built: the probe could never run, so the start fails now instead of at its timeout.
+        if let Err(error) = readiness_uri(&options, &listen) {
+            self.logs.push(LogStream::Manager, format!("cannot start: {error}"));
+            let reason = TransitionReason::Refused { error: error.clone() };
+            self.fail(reason.clone(), error.clone()).await;
+            return Err(ManagerError::StartFailed {
+                name: self.name.to_string(),
+                reason,
+                detail: error,
+                retry_after: None,
+            });
+        }
         let output = self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)));
         let launch = Launch {
             name: self.name.as_str(),
@@ -429,8 +448,7 @@ impl Actor {
         let (ready_tx, ready_rx) = oneshot::channel();
         let probe = self.ctx.probe.clone();
         let interval = self.ctx.config.readiness_interval;
-        let path = options.backend.as_backend().readiness_path().to_owned();
-        match format!("{}{}", listen.base_url(), path).parse::<hyper::Uri>() {
+        match readiness_uri(options, listen) {
             Ok(uri) => {
                 let task = tokio::spawn(async move {
                     while !probe.check(&uri, PROBE_TIMEOUT).await {
@@ -441,7 +459,7 @@ impl Actor {
                 (Some(ready_rx), Some(AbortOnDrop(task)))
             }
             Err(error) => {
-                // Cannot happen with a validated host; the startup timeout reports it if it does.
+                // Refused before a spawn; for a backend taken over, the startup timeout reports it.
                 tracing::error!(instance = %self.name, %error, "invalid readiness URL");
                 (Some(ready_rx), None)
             }
@@ -672,7 +690,7 @@ impl Actor {
     async fn update(&mut self, options: InstanceOptions) -> Result<InstanceState, ManagerError> {
         let stored = self.ctx.db.save(&self.name, &options).await?;
         self.ctx.slots.set_group(self.name.as_str(), options.group.as_deref());
-        self.state.options = Ok(Arc::new(options));
+        self.state.set_options(Ok(Arc::new(options)));
         self.state.updated_at = stored.updated_at;
         self.publish();
         if matches!(self.state.runtime.status, InstanceStatus::Running | InstanceStatus::Starting) {

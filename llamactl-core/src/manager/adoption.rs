@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 
 use super::actor::Context;
 use crate::backend::{Listen, build_command};
@@ -52,6 +53,9 @@ pub(crate) enum Boot {
 }
 
 /// Decides, for every stored instance, whether its backend is taken over.
+/// Instances whose recorded backend is checked at the same time at boot.
+const RECOVERY_CONCURRENCY: usize = 64;
+
 pub(crate) async fn recover_all(ctx: &Context, stored: Vec<StoredInstance>) -> Vec<Boot> {
     let containers = labelled_containers(ctx, &stored).await;
     // Containers no instance can take over (not recorded, not running, instance gone) go now.
@@ -72,11 +76,16 @@ pub(crate) async fn recover_all(ctx: &Context, stored: Vec<StoredInstance>) -> V
         }
         removed.insert(container.instance.clone(), container.name);
     }
-    futures::future::join_all(stored.into_iter().map(|s| {
+    // A few dozen at a time: checks of recorded backends still run side by side, but 10,000
+    // instances do not all hold a pending check at once (a peak of tens of megabytes that
+    // the allocator would keep).
+    futures::stream::iter(stored.into_iter().map(|s| {
         let candidate = candidates.remove(s.name.as_str());
         let removed = removed.get(s.name.as_str()).cloned();
         recover(ctx, s, candidate, removed)
     }))
+    .buffered(RECOVERY_CONCURRENCY)
+    .collect()
     .await
 }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -24,7 +24,7 @@ pub use activity::ActivityGuard;
 pub use backoff::restart_delay;
 pub use config::{InstanceSettings, ManagerConfig, ShutdownPolicy};
 pub use error::{Limit, ManagerError};
-pub use state::{InstanceInfo, InstanceState, Lease, ReadyOptions, StatusNotice};
+pub use state::{InstanceInfo, InstanceState, InstanceView, Lease, ReadyOptions, StatusNotice};
 
 use activity::Activity;
 use actor::{Actor, Command, Context};
@@ -37,6 +37,15 @@ use crate::logs::LogStore;
 use crate::ports::PortAllocator;
 use crate::readiness::ReadinessProbe;
 use crate::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
+
+fn view_of<'a>(handle: &'a Handle, state: &'a InstanceState, now: Instant, wall: DateTime<Utc>) -> InstanceView<'a> {
+    let (in_flight, last) = handle.activity.snapshot();
+    let last_activity = (state.runtime.status == InstanceStatus::Running).then(|| {
+        let ago = chrono::Duration::from_std(now.saturating_duration_since(last)).unwrap_or_default();
+        wall - ago
+    });
+    InstanceView { name: &handle.name, state, in_flight, last_activity, logs: &handle.logs }
+}
 
 /// Commands queued per instance before senders wait.
 const MAILBOX: usize = 64;
@@ -76,6 +85,8 @@ struct Shared {
     handles: RwLock<BTreeMap<InstanceName, Arc<Handle>>>,
     /// Serialises changes of definitions (create, update, delete) with their port pins.
     definitions: Mutex<()>,
+    /// Names being created (stored, not yet in `handles`): taken, but not found yet.
+    creating: std::sync::Mutex<std::collections::HashSet<InstanceName>>,
     shutting_down: AtomicBool,
 }
 
@@ -123,6 +134,7 @@ impl Manager {
                 ctx: ctx.clone(),
                 handles: RwLock::new(BTreeMap::new()),
                 definitions: Mutex::new(()),
+                creating: std::sync::Mutex::default(),
                 shutting_down: AtomicBool::new(false),
             }),
         };
@@ -166,9 +178,11 @@ impl Manager {
 
     fn spawn_actor(&self, stored: StoredInstance, adoption: Option<Adoption>) -> Arc<Handle> {
         let ctx = &self.shared.ctx;
+        let options = stored.options.map(Arc::new);
         let state = InstanceState {
             id: stored.id,
-            options: stored.options.map(Arc::new),
+            options_json: options.as_ref().ok().and_then(|o| o.to_raw_json()),
+            options,
             created_at: stored.created_at,
             updated_at: stored.updated_at,
             runtime: stored.runtime,
@@ -222,32 +236,64 @@ impl Manager {
 
     /// Creates a stopped instance after validating its options (errors name the field) and its
     /// pinned port (not pinned by another instance).
+    ///
+    /// Concurrent creates of different names are written together (they share one commit).
+    /// Runs in a task of its own, so a caller that goes away half-way (an HTTP client hanging
+    /// up) cannot leave a stored instance without its actor or a name reserved forever.
     pub async fn create(&self, name: InstanceName, options: InstanceOptions) -> Result<InstanceInfo, ManagerError> {
         self.check_running()?;
         options.validate()?;
-        let _definitions = self.shared.definitions.lock().await;
-        if self.read_handles().contains_key(name.as_str()) {
-            return Err(ManagerError::AlreadyExists(name.to_string()));
+        let manager = self.clone();
+        match tokio::spawn(async move { manager.create_stored(name, options).await }).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(ManagerError::ShuttingDown),
         }
+    }
+
+    async fn create_stored(&self, name: InstanceName, options: InstanceOptions) -> Result<InstanceInfo, ManagerError> {
         let ctx = &self.shared.ctx;
         let pinned = options.backend.pinned_port();
-        if let Some(port) = pinned {
-            ctx.ports.pin(name.as_str(), port)?;
+        {
+            let _definitions = self.shared.definitions.lock().await;
+            let mut creating = self.shared.creating.lock().unwrap_or_else(|p| p.into_inner());
+            if self.read_handles().contains_key(name.as_str()) || creating.contains(&name) {
+                return Err(ManagerError::AlreadyExists(name.to_string()));
+            }
+            if let Some(port) = pinned {
+                ctx.ports.pin(name.as_str(), port)?;
+            }
+            creating.insert(name.clone());
         }
-        let stored = match ctx.db.create(&name, &options).await {
-            Ok(stored) => stored,
+        // The write runs outside the lock: creates of other names queue their writes meanwhile.
+        let stored = ctx.db.create(&name, &options).await;
+        let _definitions = self.shared.definitions.lock().await;
+        self.shared.creating.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        match stored {
+            Ok(stored) => {
+                let handle = self.spawn_actor(stored, None);
+                Ok(self.info_of(&handle))
+            }
             Err(error) => {
                 if let Some(port) = pinned {
                     ctx.ports.unpin(name.as_str(), port);
                 }
-                return Err(match error {
+                Err(match error {
                     crate::DbError::AlreadyExists(n) => ManagerError::AlreadyExists(n),
                     other => other.into(),
-                });
+                })
             }
-        };
-        let handle = self.spawn_actor(stored, None);
-        Ok(self.info_of(&handle))
+        }
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.read_handles().len()
+    }
+
+    /// Whether there is no instance.
+    pub fn is_empty(&self) -> bool {
+        self.read_handles().is_empty()
     }
 
     /// Replaces an instance's options; a running instance restarts with the new ones.
@@ -572,18 +618,35 @@ impl Manager {
 
     /// Every instance, ordered by name.
     pub fn list(&self) -> Vec<InstanceInfo> {
+        self.map_instances(|view| view.to_info())
+    }
+
+    /// Maps every instance, in name order, without copying its state: what a listing of
+    /// thousands of instances needs (see [`InstanceView`]).
+    ///
+    /// ```
+    /// # async fn f(manager: llamactl_core::Manager) {
+    /// let running: Vec<String> = manager
+    ///     .map_instances(|view| (view.state.runtime.status == llamactl_core::InstanceStatus::Running).then(|| view.name.to_string()))
+    ///     .into_iter()
+    ///     .flatten()
+    ///     .collect();
+    /// # let _ = running; }
+    /// ```
+    pub fn map_instances<T>(&self, mut f: impl FnMut(InstanceView<'_>) -> T) -> Vec<T> {
         let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
-        handles.iter().map(|h| self.info_of(h)).collect()
+        let (now, wall) = (Instant::now(), Utc::now());
+        handles
+            .iter()
+            .map(|handle| {
+                let state = handle.state.borrow();
+                f(view_of(handle, &state, now, wall))
+            })
+            .collect()
     }
 
     fn info_of(&self, handle: &Handle) -> InstanceInfo {
-        let state = handle.state.borrow().clone();
-        let (in_flight, last) = handle.activity.snapshot();
-        let last_activity = (state.runtime.status == InstanceStatus::Running).then(|| {
-            let ago = chrono::Duration::from_std(last.elapsed()).unwrap_or_default();
-            Utc::now() - ago
-        });
-        InstanceInfo { name: handle.name.clone(), state, in_flight, last_activity }
+        view_of(handle, &handle.state.borrow(), Instant::now(), Utc::now()).to_info()
     }
 
     /// A receiver of an instance's state, updated at every change.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::activity::ActivityGuard;
 use crate::backend::Listen;
+use crate::logs::LogStore;
 use crate::{InstanceName, InstanceOptions, InstanceStatus, OptionsError, RuntimeRecord, TransitionReason};
 
 /// The current state of one instance, as its actor last published it.
@@ -15,6 +16,10 @@ pub struct InstanceState {
     pub id: i64,
     /// The options, or why the stored ones cannot be read.
     pub options: Result<Arc<InstanceOptions>, OptionsError>,
+    /// The options as JSON ([`InstanceOptions::to_json_value`], written out once when they
+    /// change): listing thousands of instances then builds no JSON trees. `None` when the
+    /// stored options cannot be read.
+    pub options_json: Option<Arc<serde_json::value::RawValue>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change of the options.
@@ -25,6 +30,14 @@ pub struct InstanceState {
     pub listen: Option<Listen>,
     /// Number of start attempts in this manager's life.
     pub attempt: u64,
+}
+
+impl InstanceState {
+    /// Sets the options and their JSON.
+    pub(crate) fn set_options(&mut self, options: Result<Arc<InstanceOptions>, OptionsError>) {
+        self.options_json = options.as_ref().ok().and_then(|o| o.to_raw_json());
+        self.options = options;
+    }
 }
 
 /// A snapshot of one instance for listings and APIs.
@@ -38,9 +51,51 @@ pub struct InstanceInfo {
     pub in_flight: u32,
     /// Time of the last request's end (or of becoming ready), while it runs.
     pub last_activity: Option<DateTime<Utc>>,
+    /// Its log.
+    pub logs: Arc<LogStore>,
+}
+
+/// One instance as [`Manager::map_instances`](super::Manager::map_instances) shows it,
+/// borrowed: nothing is copied unless the caller copies it.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceView<'a> {
+    /// Name.
+    pub name: &'a InstanceName,
+    /// State (options, runtime record, address).
+    pub state: &'a InstanceState,
+    /// Requests in flight now.
+    pub in_flight: u32,
+    /// Time of the last request's end (or of becoming ready), while it runs.
+    pub last_activity: Option<DateTime<Utc>>,
+    /// Its log (e.g. [`LogStore::file_error`]: the log file cannot be written).
+    pub logs: &'a Arc<LogStore>,
+}
+
+impl InstanceView<'_> {
+    /// An owned snapshot.
+    pub fn to_info(&self) -> InstanceInfo {
+        InstanceInfo {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            in_flight: self.in_flight,
+            last_activity: self.last_activity,
+            logs: self.logs.clone(),
+        }
+    }
 }
 
 impl InstanceInfo {
+    /// The snapshot as a view.
+    pub fn view(&self) -> InstanceView<'_> {
+        InstanceView {
+            name: &self.name,
+            state: &self.state,
+            logs: &self.logs,
+            in_flight: self.in_flight,
+            last_activity: self.last_activity,
+        }
+    }
+
     /// Current status.
     pub fn status(&self) -> InstanceStatus {
         self.state.runtime.status

@@ -415,6 +415,20 @@ impl InstanceOptions {
         })
     }
 
+    /// [`to_json_value`](Self::to_json_value) written out as JSON text, to be shared and
+    /// embedded as it is in larger documents.
+    ///
+    /// ```
+    /// # use llamactl_core::InstanceOptions;
+    /// let options = InstanceOptions::from_json(r#"{"backend_type": "vllm", "backend_options": {"model": "m"}}"#)?;
+    /// let json = options.to_raw_json().expect("options always serialise");
+    /// assert_eq!(json.get(), r#"{"backend_type":"vllm","backend_options":{"model":"m"}}"#);
+    /// # Ok::<(), llamactl_core::OptionsError>(())
+    /// ```
+    pub fn to_raw_json(&self) -> Option<std::sync::Arc<serde_json::value::RawValue>> {
+        serde_json::value::to_raw_value(&self.to_json_value()).ok().map(std::sync::Arc::from)
+    }
+
     /// The JSON form (the Go llamactl's layout; unset fields are left out).
     pub fn to_json_value(&self) -> Value {
         let mut map = Map::new();
@@ -526,6 +540,9 @@ fn validate_backend(backend: &BackendOptions, has_presets: bool) -> Result<(), O
         _ => Ok(()),
     };
     non_empty("host", &backend.host().map(str::to_owned))?;
+    if let Some(host) = backend.host() {
+        check_host(host).map_err(|message| OptionsError::invalid("backend_options.host", message))?;
+    }
     match backend {
         BackendOptions::LlamaCpp(o) => {
             non_empty("model", &o.model)?;
@@ -573,11 +590,79 @@ fn validate_backend(backend: &BackendOptions, has_presets: bool) -> Result<(), O
             if o.command.is_none() {
                 return Err(required("command", BackendType::Custom));
             }
-            if let Some(path) = &o.health_path
-                && !path.starts_with('/')
-            {
-                return Err(OptionsError::invalid("backend_options.health_path", "must start with '/'"));
+            if let Some(path) = &o.health_path {
+                check_health_path(path)
+                    .map_err(|message| OptionsError::invalid("backend_options.health_path", message))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Longest host name DNS allows, in characters.
+const MAX_HOST_NAME_LEN: usize = 253;
+/// Longest label of a host name, in characters.
+const MAX_HOST_LABEL_LEN: usize = 63;
+
+/// A backend's bind address: an IP address (`127.0.0.1`, `::1`, `0.0.0.0`) or a host name
+/// (RFC 1123: dot-separated labels of letters, digits and '-', no label starting or ending with
+/// '-', the last one not all digits). The address is bound, put into URLs and handed to the
+/// backend as an argument: anything else could only fail later, and more obscurely.
+fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let not_a_host = |why: String| format!("{host:?} is not an IP address or a host name: {why}");
+    if let Some((position, found)) =
+        host.chars().enumerate().find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.')))
+    {
+        let hint =
+            if matches!(found, ':' | '[' | ']') { " (write an IPv6 address without brackets or port)" } else { "" };
+        return Err(not_a_host(format!(
+            "character {found:?} at position {position} is not allowed (use letters, digits, '-' and '.'){hint}"
+        )));
+    }
+    // Every remaining character is ASCII: the byte length is the character count.
+    if host.len() > MAX_HOST_NAME_LEN {
+        return Err(not_a_host(format!("{} characters is too long (at most {MAX_HOST_NAME_LEN})", host.len())));
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Err(not_a_host("it has an empty label (two dots in a row, or a dot at either end)".to_owned()));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(not_a_host(format!("the label {label:?} starts or ends with '-'")));
+        }
+        if label.len() > MAX_HOST_LABEL_LEN {
+            return Err(not_a_host(format!("the label {label:?} is longer than {MAX_HOST_LABEL_LEN} characters")));
+        }
+    }
+    if labels.last().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(not_a_host("it looks like an IPv4 address but is not a valid one".to_owned()));
+    }
+    Ok(())
+}
+
+/// A readiness path: `/` and then the path and query of a URL (RFC 3986), without a fragment.
+/// Anything else (a space, CR/LF, non-ASCII, '#') cannot go into the request line unencoded,
+/// so the readiness probe could never be sent.
+fn check_health_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with '/'"));
+    }
+    let bytes = path.as_bytes();
+    for (position, (byte, found)) in path.char_indices().enumerate() {
+        let allowed = found.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?".contains(found);
+        if found == '%' {
+            let escape = bytes.get(byte + 1..byte + 3);
+            if !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(format!("{path:?}: '%' at position {position} must be followed by two hex digits"));
+            }
+        } else if !allowed {
+            return Err(format!(
+                "{path:?}: character {found:?} at position {position} is not allowed in a URL path or query (percent-encode it)"
+            ));
         }
     }
     Ok(())

@@ -256,6 +256,73 @@ fn semantic_errors_name_the_field() {
 }
 
 #[test]
+fn backend_hosts_must_be_ip_addresses_or_host_names() {
+    let with_host = |host: &str| {
+        parse(json!({"backend_type": "vllm", "backend_options": {"model": "m", "host": host}})).unwrap().validate()
+    };
+    for host in ["127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1", "localhost", "gpu-box-2", "node1.example.com", "x"] {
+        with_host(host).unwrap_or_else(|e| panic!("{host}: {e}"));
+    }
+    let refused = [
+        ("127.0.0.1; touch x", "character ';' at position 9 is not allowed"),
+        ("localhost/../x", "character '/' at position 9 is not allowed"),
+        ("-rf", r#"the label "-rf" starts or ends with '-'"#),
+        ("a.-b.c", r#"the label "-b" starts or ends with '-'"#),
+        ("host-", r#"the label "host-" starts or ends with '-'"#),
+        ("a..b", "empty label"),
+        (".local", "empty label"),
+        ("under_score", "character '_' at position 5"),
+        ("café", "character 'é' at position 3"),
+        ("a\nb", "character '\\n' at position 1"),
+        ("[::1]", "without brackets"),
+        ("127.0.0.1:8080", "character ':' at position 9"),
+        ("999.1.1.1", "not a valid one"),
+        ("1.2.3", "not a valid one"),
+        (" 127.0.0.1", "character ' ' at position 0"),
+    ];
+    for (host, mention) in refused {
+        let error = with_host(host).unwrap_err();
+        assert_eq!(error.field(), "backend_options.host", "{host:?}: {error}");
+        let text = error.to_string();
+        assert!(text.contains("is not an IP address or a host name") && text.contains(mention), "{host:?}: {text}");
+        assert!(!text.contains('\n'), "control characters are escaped: {text:?}");
+    }
+    let long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63)].join(".");
+    assert!(with_host(&long).unwrap_err().to_string().contains("255 characters is too long (at most 253)"));
+    assert!(with_host(&"a".repeat(64)).unwrap_err().to_string().contains("is longer than 63 characters"));
+}
+
+#[test]
+fn health_paths_must_be_url_paths() {
+    let with_path = |path: &str| {
+        parse(json!({"backend_type": "custom", "backend_options": {"command": "x", "health_path": path}}))
+            .unwrap()
+            .validate()
+    };
+    for path in ["/", "/health", "/v1/models?ready=1&x=a:b", "/a%20b", "/~user/(x)*,;=@!$'+"] {
+        with_path(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let refused = [
+        ("health", "must start with '/'"),
+        ("/he alth", "character ' ' at position 3 is not allowed in a URL path or query (percent-encode it)"),
+        ("/x\r\nHost: evil", "character '\\r' at position 2"),
+        ("/a#b", "character '#' at position 2"),
+        ("/é", "character 'é' at position 1"),
+        ("/a\\b", "character '\\\\' at position 2"),
+        ("/a%2", "'%' at position 2 must be followed by two hex digits"),
+        ("/a%zz", "'%' at position 2 must be followed by two hex digits"),
+        ("/{x}", "character '{' at position 1"),
+    ];
+    for (path, mention) in refused {
+        let error = with_path(path).unwrap_err();
+        assert_eq!(error.field(), "backend_options.health_path", "{path:?}: {error}");
+        let text = error.to_string();
+        assert!(text.contains(mention), "{path:?}: {text}");
+        assert!(!text.contains(['\r', '\n']), "control characters are escaped: {text:?}");
+    }
+}
+
+#[test]
 fn port_zero_means_unset_and_models_from_other_sources_count() {
     let options =
         parse(json!({"backend_type": "llama_cpp", "backend_options": {"hf": "org/repo:Q4", "port": 0}})).unwrap();

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json as ApiJson, Path};
+use super::instances::instance_name;
 use crate::state::AppState;
 pub use llamactl_api::types::{ParseCommandRequest, ParseCommandResponse};
 
@@ -108,9 +109,13 @@ pub async fn parse_vllm(
     parse(BackendType::Vllm, &request)
 }
 
+/// The 400 of the router routes, in the API documentation.
+const NOT_A_LLAMA_CPP_NAME: &str = "Invalid instance name (invalid_name), or not a llama.cpp instance (wrong_backend)";
+
 /// Base URL of a running llama.cpp instance, or why there is none.
 fn running_llama(state: &AppState, name: &str) -> Result<String, ApiError> {
-    let info = state.manager.get(name)?;
+    let name = instance_name(name)?;
+    let info = state.manager.get(name.as_str())?;
     let options = info.state.options.as_ref().map_err(|e| ApiError::internal(e.to_string()))?;
     if options.backend.backend_type() != BackendType::LlamaCpp {
         return Err(ApiError::bad_request("wrong_backend", format!("instance {name} is not a llama.cpp instance")));
@@ -145,7 +150,12 @@ async fn call_router(state: &AppState, url: String, body: Option<Value>) -> Resu
 /// `GET /api/v1/llama-cpp/{name}/models`: the models of a llama.cpp router instance.
 #[utoipa::path(get, path = "/api/v1/llama-cpp/{name}/models", tag = "Backends",
     params(("name" = String, Path, description = "Instance name")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(
+        (status = 200, body = Object),
+        (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn router_models(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let base = running_llama(&state, &name)?;
@@ -155,7 +165,12 @@ pub async fn router_models(State(state): State<AppState>, Path(name): Path<Strin
 /// `POST /api/v1/llama-cpp/{name}/models/{model}/load`
 #[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/load", tag = "Backends",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(
+        (status = 200, body = Object),
+        (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn router_load(
     State(state): State<AppState>,
@@ -168,7 +183,12 @@ pub async fn router_load(
 /// `POST /api/v1/llama-cpp/{name}/models/{model}/unload`
 #[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/unload", tag = "Backends",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(
+        (status = 200, body = Object),
+        (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn router_unload(
     State(state): State<AppState>,

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use llamactl_core::{InstanceName, InstanceOptions};
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::extract::Query;
+use super::extract::check_json_content_type;
 use crate::proxy::read_body;
 use crate::state::AppState;
 pub use llamactl_api::types::{EventResponse, InstanceResponse};
@@ -81,9 +84,25 @@ pub enum DurationSchema {
     Text(String),
 }
 
+/// The instance name of a route's path, checked on every route that takes one: an invalid name
+/// is 400 `invalid_name` (it could never exist), a valid unknown one 404. The message never
+/// holds a control character raw ([`llamactl_core::NameError`] shows characters escaped).
 pub(crate) fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
     name.parse::<InstanceName>().map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
 }
+
+/// The 400 of a route taking an instance name, in the API documentation.
+pub(crate) const INVALID_NAME: &str =
+    "Invalid instance name (invalid_name): not 1-50 of a-z A-Z 0-9 . _ -, or \".\" or \"..\"";
+
+/// The 415 of a route reading instance options, in the API documentation.
+const UNSUPPORTED_TYPE: &str = "The Content-Type names another format than JSON (unsupported_media_type)";
+
+/// How the options body is read, in the API documentation.
+const OPTIONS_BODY: &str = "Instance options, the Go llamactl's JSON. The body is read as JSON whatever its \
+    Content-Type (as the Go llamactl does): none, a JSON type (application/json, +json) and the generic \
+    application/x-www-form-urlencoded (curl -d), text/plain and application/octet-stream are accepted; \
+    any other type (multipart/form-data, XML, ...) is refused with 415.";
 
 /// Options from a request body: JSON, known fields only, valid; errors name the field.
 pub(crate) fn options_from_body(body: &[u8]) -> Result<InstanceOptions, ApiError> {
@@ -99,40 +118,53 @@ pub(crate) fn options_from_body(body: &[u8]) -> Result<InstanceOptions, ApiError
 #[utoipa::path(get, path = "/api/v1/instances", tag = "Instances",
     responses((status = 200, body = Vec<InstanceResponse>)),
     security(("management_key" = [])))]
-pub async fn list(State(state): State<AppState>) -> Json<Vec<InstanceResponse>> {
-    Json(state.manager.list().iter().map(InstanceResponse::from).collect())
+pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let instances = state.manager.map_instances(|view| InstanceResponse::from(view));
+    // An instance takes 400-500 bytes: one allocation instead of a buffer doubling into
+    // megabytes for 10,000 of them.
+    let mut body = Vec::with_capacity(512 * instances.len() + 2);
+    serde_json::to_writer(&mut body, &instances).map_err(ApiError::internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/instances/{name}`
 #[utoipa::path(get, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = InstanceResponse),
+        (status = 400, description = INVALID_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.get(&name)?).into()))
+    let name = instance_name(&name)?;
+    Ok(Json((&state.manager.get(name.as_str())?).into()))
 }
 
 /// `POST /api/v1/instances/{name}`: creates a stopped instance.
 #[utoipa::path(post, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name: 1-50 of a-z A-Z 0-9 . _ -")),
-    request_body(content = InstanceOptionsSchema, description = "Instance options, the Go llamactl's JSON"),
+    request_body(content = InstanceOptionsSchema, description = OPTIONS_BODY),
     responses(
         (status = 201, body = InstanceResponse),
-        (status = 400, description = "Invalid name or options (the field is named)", body = ErrorBody),
+        (status = 400, description = "Invalid name (invalid_name) or options (invalid_json, invalid_options; the field is named)", body = ErrorBody),
         (status = 409, description = "Exists already, port pinned by another instance, or max_instances reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = UNSUPPORTED_TYPE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<InstanceResponse>), ApiError> {
     let name = instance_name(&name)?;
+    check_json_content_type(&headers)?;
     let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
     let max = state.config.instances.max_instances;
-    if max >= 0 && state.manager.list().len() >= usize::try_from(max).unwrap_or(usize::MAX) {
+    if max >= 0 && state.manager.len() >= usize::try_from(max).unwrap_or(usize::MAX) {
         return Err(ApiError::new(StatusCode::CONFLICT, "max_instances", format!("max_instances ({max}) reached")));
     }
     let info = state.manager.create(name, options).await?;
@@ -142,29 +174,40 @@ pub async fn create(
 /// `PUT /api/v1/instances/{name}`: replaces the options; a running instance restarts with them.
 #[utoipa::path(put, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    request_body(content = InstanceOptionsSchema, description = "Instance options"),
+    request_body(content = InstanceOptionsSchema, description = OPTIONS_BODY),
     responses(
         (status = 200, body = InstanceResponse),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 400, description = "Invalid name (invalid_name) or options (invalid_json, invalid_options; the field is named)", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = UNSUPPORTED_TYPE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<InstanceResponse>, ApiError> {
+    let name = instance_name(&name)?;
+    check_json_content_type(&headers)?;
     let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
-    Ok(Json((&state.manager.update(&name, options).await?).into()))
+    Ok(Json((&state.manager.update(name.as_str(), options).await?).into()))
 }
 
 /// `DELETE /api/v1/instances/{name}`: stops it if needed and deletes it.
 #[utoipa::path(delete, path = "/api/v1/instances/{name}", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = INVALID_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.manager.delete(&name).await?;
+    let name = instance_name(&name)?;
+    state.manager.delete(name.as_str()).await?;
     state.auth.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -174,7 +217,9 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
 #[utoipa::path(post, path = "/api/v1/instances/{name}/start", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse), (status = 404, body = ErrorBody),
+        (status = 200, body = InstanceResponse),
+        (status = 400, description = INVALID_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, description = "Its port is in use", body = ErrorBody),
         (status = 422, description = "It cannot run as configured (program missing, Docker, another node)", body = ErrorBody),
         (status = 503, description = "A running limit is reached and nothing can be evicted; see Retry-After", body = ErrorBody),
@@ -184,7 +229,8 @@ pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.start(&name).await.map_err(lifecycle_error)?).into()))
+    let name = instance_name(&name)?;
+    Ok(Json((&state.manager.start(name.as_str()).await.map_err(lifecycle_error)?).into()))
 }
 
 /// A start that was tried and failed (the program cannot run) is a problem of the instance's
@@ -201,17 +247,24 @@ fn lifecycle_error(error: llamactl_core::manager::ManagerError) -> ApiError {
 /// `POST /api/v1/instances/{name}/stop`
 #[utoipa::path(post, path = "/api/v1/instances/{name}/stop", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
-    responses((status = 200, body = InstanceResponse), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = InstanceResponse),
+        (status = 400, description = INVALID_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.stop(&name).await?).into()))
+    let name = instance_name(&name)?;
+    Ok(Json((&state.manager.stop(name.as_str()).await?).into()))
 }
 
 /// `POST /api/v1/instances/{name}/restart`
 #[utoipa::path(post, path = "/api/v1/instances/{name}/restart", tag = "Instances",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 200, body = InstanceResponse),
+        (status = 400, description = INVALID_NAME, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     ),
     security(("management_key" = [])))]
@@ -219,7 +272,8 @@ pub async fn restart(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
-    Ok(Json((&state.manager.restart(&name).await.map_err(lifecycle_error)?).into()))
+    let name = instance_name(&name)?;
+    Ok(Json((&state.manager.restart(name.as_str()).await.map_err(lifecycle_error)?).into()))
 }
 
 /// Query of `GET /api/v1/instances/{name}/events`.
@@ -234,15 +288,20 @@ pub struct EventsQuery {
 /// `GET /api/v1/instances/{name}/events`: the instance's transitions, oldest first.
 #[utoipa::path(get, path = "/api/v1/instances/{name}/events", tag = "Instances",
     params(("name" = String, Path, description = "Instance name"), EventsQuery),
-    responses((status = 200, body = Vec<EventResponse>), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = Vec<EventResponse>),
+        (status = 400, description = "Invalid instance name (invalid_name) or query", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<EventResponse>>, ApiError> {
+    let name = instance_name(&name)?;
     let query = llamactl_core::EventQuery { after_id: query.after_id, limit: query.limit.unwrap_or(100).min(1000) };
-    let events = state.manager.events(&name, query).await?;
+    let events = state.manager.events(name.as_str(), query).await?;
     Ok(Json(
         events
             .into_iter()

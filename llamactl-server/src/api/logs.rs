@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::extract::Query;
+use super::instances::instance_name;
 use crate::state::AppState;
 
 /// Query of `GET /api/v1/instances/{name}/logs`.
@@ -45,6 +46,7 @@ fn event_for(line: &LogLine) -> Event {
     params(("name" = String, Path, description = "Instance name"), LogsQuery),
     responses(
         (status = 200, description = "text/plain lines, or text/event-stream with follow=true", content_type = "text/plain"),
+        (status = 400, description = "Invalid instance name (invalid_name) or query", body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
     security(("management_key" = [])))]
@@ -53,7 +55,8 @@ pub async fn logs(
     Path(name): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let store = state.manager.logs(&name)?;
+    let name = instance_name(&name)?;
+    let store = state.manager.logs(name.as_str())?;
     let lines = match query.lines {
         Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
         Some(_) => usize::MAX,

@@ -115,14 +115,18 @@ pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     text.push_str("# HELP llamactl_instances Instances by status.\n# TYPE llamactl_instances gauge\n");
-    let list = state.manager.list();
+    let list = state.manager.map_instances(|v| (v.state.runtime.status, v.in_flight, v.logs.file_error().is_some()));
     for status in InstanceStatus::ALL {
-        let count = list.iter().filter(|i| i.status() == status).count();
+        let count = list.iter().filter(|(s, _, _)| *s == status).count();
         text.push_str(&format!("llamactl_instances{{status=\"{status}\"}} {count}\n"));
     }
-    let in_flight: u32 = list.iter().map(|i| i.in_flight).sum();
+    let in_flight: u32 = list.iter().map(|(_, n, _)| n).sum();
     text.push_str(&format!(
         "# HELP llamactl_requests_in_flight Proxied requests in flight.\n# TYPE llamactl_requests_in_flight gauge\nllamactl_requests_in_flight {in_flight}\n"
+    ));
+    let failing = list.iter().filter(|(_, _, f)| *f).count();
+    text.push_str(&format!(
+        "# HELP llamactl_log_files_failing Instances whose log file cannot be written now (e.g. a full disk; lines are kept in memory).\n# TYPE llamactl_log_files_failing gauge\nllamactl_log_files_failing {failing}\n"
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

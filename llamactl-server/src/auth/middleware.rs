@@ -35,12 +35,12 @@ impl IntoResponse for AuthFailure {
 
 /// The key is taken out of the request before anything is awaited: a request (its body)
 /// cannot be shared across threads.
-async fn identify(state: &AppState, key: Option<String>) -> Result<Principal, AuthFailure> {
-    let key = key.ok_or(AuthFailure(AuthError::Missing))?;
+async fn identify(state: &AppState, key: Result<Option<String>, AuthError>) -> Result<Principal, AuthFailure> {
+    let key = key.map_err(AuthFailure)?.ok_or(AuthFailure(AuthError::Missing))?;
     state.auth.authenticate(&key).await.map_err(AuthFailure)
 }
 
-fn key_of(request: &Request) -> Option<String> {
+fn key_of(request: &Request) -> Result<Option<String>, AuthError> {
     presented_key(request.headers(), request.uri().query())
 }
 

@@ -92,6 +92,10 @@ pub enum AuthError {
     /// No key in the request.
     #[error("an API key is required (Authorization: Bearer <key>, X-API-Key or ?api_key=)")]
     Missing,
+    /// A key is present but is not text (not UTF-8, or with control characters), so it cannot
+    /// be any key; the field names where it was found.
+    #[error("the API key in the {0} is not valid text (a key is UTF-8 without control characters)")]
+    Malformed(&'static str),
     /// Not a key we know.
     #[error("invalid API key")]
     Invalid,
@@ -289,16 +293,37 @@ fn verify_argon2(secret: &str, phc: &str) -> bool {
     }
 }
 
-/// The key a request carries: `Authorization: Bearer`, then `X-API-Key`, then `?api_key=`.
-pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, k)| k.trim())
+/// The key a request carries: `Authorization: Bearer`, then `X-API-Key`, then `?api_key=`; the
+/// first place that carries one decides (another scheme than Bearer does not count). `Ok(None)`
+/// when there is none (or it is empty); [`AuthError::Malformed`] when it is not text, which a
+/// client should hear instead of "a key is required".
+pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, AuthError> {
+    let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|value| {
+        let bytes = value.as_bytes();
+        let space = bytes.iter().position(|b| *b == b' ')?;
+        bytes[..space].eq_ignore_ascii_case(b"bearer").then(|| (&bytes[space + 1..], "Authorization header"))
     });
-    let header = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
-    let from_query = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "api_key").map(|(_, value)| value.into_owned())
-    });
-    bearer.map(str::to_owned).or_else(|| header.map(str::to_owned)).or(from_query).filter(|k| !k.is_empty())
+    let header = || headers.get("x-api-key").map(|value| (value.as_bytes(), "X-API-Key header"));
+    let (key, place) = match bearer.or_else(header) {
+        Some((bytes, place)) => {
+            (std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed(place))?.to_owned(), place)
+        }
+        None => {
+            let from_query = query.and_then(|q| {
+                form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "api_key").map(|(_, value)| value)
+            });
+            match from_query {
+                Some(value) => (value.into_owned(), "api_key parameter"),
+                None => return Ok(None),
+            }
+        }
+    };
+    let key = key.trim();
+    // Percent-decoding (of the query) puts U+FFFD where bytes were not UTF-8.
+    if key.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER) {
+        return Err(AuthError::Malformed(place));
+    }
+    Ok((!key.is_empty()).then(|| key.to_owned()))
 }
 
 #[cfg(test)]

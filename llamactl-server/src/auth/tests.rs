@@ -114,13 +114,47 @@ async fn a_go_llamactl_key_is_verified_once_with_argon2_then_by_sha256() {
 
 #[test]
 fn keys_are_read_from_bearer_header_x_api_key_and_query() {
+    let key = |headers: &HeaderMap, query: Option<&str>| presented_key(headers, query).unwrap();
     let mut headers = HeaderMap::new();
-    assert_eq!(presented_key(&headers, None), None);
-    assert_eq!(presented_key(&headers, Some("a=1&api_key=q%2Bk")).as_deref(), Some("q+k"));
+    assert_eq!(key(&headers, None), None);
+    assert_eq!(key(&headers, Some("a=1&api_key=q%2Bk")).as_deref(), Some("q+k"));
+    assert_eq!(key(&headers, Some("api_key=")), None, "an empty key is no key");
     headers.insert("x-api-key", HeaderValue::from_static("header-key"));
-    assert_eq!(presented_key(&headers, Some("api_key=q")).as_deref(), Some("header-key"));
+    assert_eq!(key(&headers, Some("api_key=q")).as_deref(), Some("header-key"));
     headers.insert("authorization", HeaderValue::from_static("bearer bearer-key"));
-    assert_eq!(presented_key(&headers, None).as_deref(), Some("bearer-key"));
+    assert_eq!(key(&headers, None).as_deref(), Some("bearer-key"));
+    headers.insert("authorization", HeaderValue::from_static("Bearer  spaced-key\t"));
+    assert_eq!(key(&headers, None).as_deref(), Some("spaced-key"), "surrounding blanks are not part of it");
     headers.insert("authorization", HeaderValue::from_static("Basic abc"));
-    assert_eq!(presented_key(&headers, None).as_deref(), Some("header-key"), "only Bearer counts");
+    assert_eq!(key(&headers, None).as_deref(), Some("header-key"), "only Bearer counts");
+    headers.insert("authorization", HeaderValue::from_bytes(b"Basic \xff").unwrap());
+    assert_eq!(key(&headers, None).as_deref(), Some("header-key"), "another scheme is ignored, text or not");
+}
+
+#[test]
+fn a_key_that_is_not_text_is_malformed_not_missing() {
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_bytes(b"Bearer \xff\xfe\xfd").unwrap());
+    headers.insert("x-api-key", HeaderValue::from_static("header-key"));
+    let error = presented_key(&headers, None).unwrap_err();
+    assert_eq!(error, AuthError::Malformed("Authorization header"), "the first place carrying a key decides");
+    assert_eq!(
+        error.to_string(),
+        "the API key in the Authorization header is not valid text (a key is UTF-8 without control characters)"
+    );
+
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_bytes(b"\xff\xff").unwrap());
+    assert_eq!(presented_key(&headers, None).unwrap_err(), AuthError::Malformed("X-API-Key header"));
+    headers.insert("x-api-key", HeaderValue::from_static("a\tb"));
+    assert_eq!(presented_key(&headers, None).unwrap_err(), AuthError::Malformed("X-API-Key header"));
+
+    let headers = HeaderMap::new();
+    for query in ["api_key=%FF%FE", "api_key=a%0Ab", "api_key=%00"] {
+        assert_eq!(presented_key(&headers, Some(query)).unwrap_err(), AuthError::Malformed("api_key parameter"));
+    }
+    // UTF-8 is text: such a key is looked up (and is simply not a key anyone has).
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_bytes("clé".as_bytes()).unwrap());
+    assert_eq!(presented_key(&headers, None).unwrap().as_deref(), Some("clé"));
 }

@@ -167,11 +167,12 @@ async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> ax
     .into_response()
 }
 
-/// Echoes what reached the backend: headers, query and the body byte for byte.
+/// Echoes what reached the backend: headers, path (as sent, still percent-encoded), query and
+/// the body byte for byte.
 async fn echo(headers: axum::http::HeaderMap, uri: axum::http::Uri, body: axum::body::Bytes) -> Json<Value> {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("")))).collect();
-    Json(json!({"headers": headers, "query": uri.query(), "body": String::from_utf8_lossy(&body)}))
+    Json(json!({"headers": headers, "path": uri.path(), "query": uri.query(), "body": String::from_utf8_lossy(&body)}))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -242,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/echo", post(echo))
         .route("/echo", axum::routing::any(echo))
+        .route("/echo/{*rest}", axum::routing::any(echo))
         .with_state(state);
     let address: SocketAddr = format!("{}:{}", options.host, options.port).parse()?;
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot bind {address}"))?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteExecutor, Transaction};
+use sqlx::{Row, SqliteConnection, SqliteExecutor};
 
 use super::map_err;
 use crate::db::{ApiKeyRecord, DbError, InstanceRights, NewApiKey, PermissionMode};
@@ -83,7 +83,7 @@ async fn with_rights(
     Ok(keys)
 }
 
-pub(super) async fn create(tx: &mut Transaction<'static, Sqlite>, key: &NewApiKey) -> Result<i64, DbError> {
+pub(super) async fn create(tx: &mut SqliteConnection, key: &NewApiKey) -> Result<i64, DbError> {
     let now = Utc::now().timestamp();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_keys (key_hash, name, user_id, permission_mode, expires_at, created_at, updated_at) \
@@ -96,14 +96,14 @@ pub(super) async fn create(tx: &mut Transaction<'static, Sqlite>, key: &NewApiKe
     .bind(key.expires_at.map(|t| t.timestamp()))
     .bind(now)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await
     .map_err(map_err)?;
     set_token(tx, id, &key.lookup_id, &key.sha256).await?;
     for rights in &key.rights {
         let instance: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE name = ?")
             .bind(&rights.instance)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
         let instance = instance.ok_or_else(|| DbError::NotFound(rights.instance.clone()))?;
@@ -111,7 +111,7 @@ pub(super) async fn create(tx: &mut Transaction<'static, Sqlite>, key: &NewApiKe
             .bind(id)
             .bind(instance)
             .bind(rights.can_infer)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         sqlx::query("INSERT INTO key_instance_rights (key_id, instance_id, can_start, can_evict) VALUES (?, ?, ?, ?)")
@@ -119,7 +119,7 @@ pub(super) async fn create(tx: &mut Transaction<'static, Sqlite>, key: &NewApiKe
             .bind(instance)
             .bind(rights.can_start)
             .bind(rights.can_evict)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
     }
@@ -127,7 +127,7 @@ pub(super) async fn create(tx: &mut Transaction<'static, Sqlite>, key: &NewApiKe
 }
 
 pub(super) async fn set_token(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     id: i64,
     lookup_id: &str,
     sha256: &str,
@@ -139,7 +139,7 @@ pub(super) async fn set_token(
     .bind(id)
     .bind(lookup_id)
     .bind(sha256)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(map_err)?;
     Ok(())

@@ -151,7 +151,7 @@ async fn events_are_append_only_and_deleted_with_their_instance() {
         at: Utc::now(),
     };
     db.record_transition("a", &RuntimeRecord::default(), &t).await.unwrap();
-    let update = sqlx::query("UPDATE instance_events SET reason_kind = 'x'").execute(&db.writer).await;
+    let update = sqlx::query("UPDATE instance_events SET reason_kind = 'x'").execute(&db.pool).await;
     assert!(update.is_err(), "events must not be rewritten");
     db.delete("a").await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instance_events").fetch_one(&db.reader).await.unwrap();
@@ -169,7 +169,7 @@ async fn a_failed_second_write_leaves_no_half_made_instance() {
          WHEN (SELECT name FROM instances WHERE id = NEW.instance_id) = 'doomed' \
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
     )
-    .execute(&db.writer)
+    .execute(&db.pool)
     .await
     .unwrap();
     let err = db.create(&name("doomed"), &vllm("m")).await.unwrap_err();
@@ -183,7 +183,7 @@ async fn unreadable_options_are_reported_not_dropped() {
     let db = SqliteDatabase::open_in_memory().await.unwrap();
     db.create(&name("ok"), &vllm("m")).await.unwrap();
     sqlx::query("INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES ('broken', 'stopped', 0, 0, '{\"backend_type\": 7}')")
-        .execute(&db.writer)
+        .execute(&db.pool)
         .await
         .unwrap();
     let all = db.load_all().await.unwrap();
@@ -273,7 +273,7 @@ async fn a_go_llamactl_database_opens_and_keeps_its_data() {
 
     // A row the Go llamactl adds later, without a runtime row, still loads.
     sqlx::query("INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES ('late', 'running', 1, 1, '{\"backend_type\":\"vllm\",\"backend_options\":{\"model\":\"m\"}}')")
-        .execute(&db.writer)
+        .execute(&db.pool)
         .await
         .unwrap();
     let late = db.get("late").await.unwrap().unwrap();
@@ -285,10 +285,10 @@ async fn a_go_llamactl_database_opens_and_keeps_its_data() {
 async fn wal_and_durability_settings_are_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let db = file_db(&dir).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.writer).await.unwrap();
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&db.writer).await.unwrap();
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&db.writer).await.unwrap();
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&db.writer).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.pool).await.unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&db.pool).await.unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&db.pool).await.unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&db.pool).await.unwrap();
     assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
     assert!(busy >= 5_000, "busy_timeout {busy}");
 }
@@ -408,4 +408,41 @@ async fn importing_instances_is_all_or_nothing() {
     assert_eq!(all[0].created_at.timestamp(), 1_700_000_000, "the original creation time is kept");
     assert_eq!(all[0].runtime.desired_state, DesiredState::Running);
     assert_eq!(all[1].runtime.desired_state, DesiredState::Stopped);
+}
+
+/// Writes queued together share a commit; one that fails (a duplicate name, an unknown
+/// instance) is undone alone and the others of its batch are stored and answered.
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_a_failing_one_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(file_db(&dir).await);
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let n = name(&format!("n{}", i % 150));
+            if i % 7 == 0 {
+                // Fails: no such instance.
+                let runtime = RuntimeRecord::default();
+                let result = db.save_runtime("missing", &runtime).await;
+                assert!(matches!(result, Err(DbError::NotFound(_))), "{result:?}");
+            }
+            db.create(&n, &vllm(&format!("m{i}"))).await.map(|stored| stored.name.to_string())
+        }));
+    }
+    let mut created = std::collections::BTreeSet::new();
+    let mut duplicates = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(n) => assert!(created.insert(n), "one create per name succeeds"),
+            Err(DbError::AlreadyExists(_)) => duplicates += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((created.len(), duplicates), (150, 150));
+    db.close().await;
+    let db = file_db(&dir).await;
+    let stored: std::collections::BTreeSet<_> =
+        db.load_all().await.unwrap().into_iter().map(|i| i.name.to_string()).collect();
+    assert_eq!(stored, created, "every acknowledged create is on disk, nothing else");
 }
