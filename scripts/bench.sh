@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a benchmark and prints its figures (nothing is asserted about time).
 #   scripts/bench.sh readiness [llama-server|test-backend|container]   readiness detection lag and start overhead
-#   scripts/bench.sh proxy [fixed|llama-server|keys]          proxy throughput, latency, streaming, cold start, key checks
+#   scripts/bench.sh proxy [fixed|llama-server|keys|soak]     proxy throughput, latency, streaming, cold start, key checks;
+#                                                             soak: 60 s at concurrency 256 (LLAMACTL_BENCH_SOAK_SECONDS)
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
 #   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).

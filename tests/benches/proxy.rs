@@ -9,6 +9,9 @@
 //!   spawn-to-ready time
 //! - key verification with 10 and with 100,000 inference keys stored
 //!
+//! - soak (only when asked: `scripts/bench.sh proxy soak`): 60 s at concurrency 256 through the
+//!   proxy, failures counted, throughput and p99 against direct, the server's memory over time
+//!
 //! Run: `scripts/bench.sh proxy` (`LLAMACTL_BENCH_SECONDS` per measurement, default 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -363,5 +366,131 @@ async fn main() {
     if "keys".contains(filter.as_str()) {
         key_verification().await;
     }
+    if filter == "soak" {
+        soak(&server, &client, &secret).await;
+    }
     server.terminate();
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Sends requests from `concurrency` tasks for `duration`, counting failures instead of
+/// stopping at the first; returns (answered, failed, sorted latencies of the answered).
+async fn load_counting(
+    client: &HttpClient,
+    target: &Target,
+    concurrency: usize,
+    duration: Duration,
+) -> (usize, usize, Vec<Duration>) {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, target) = (client.clone(), target.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut failed) = (Vec::new(), 0);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let ok = match client.request(request(&target)).await {
+                        Ok(response) => {
+                            let success = response.status().is_success();
+                            response.into_body().collect().await.is_ok() && success
+                        }
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(sent.elapsed());
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for task in tasks {
+        let (latencies, f) = task.await.unwrap();
+        all.extend(latencies);
+        failed += f;
+    }
+    all.sort();
+    (all.len(), failed, all)
+}
+
+/// Sustained load: LLAMACTL_BENCH_SOAK_SECONDS (default 60) at concurrency 256 through the
+/// proxy to the fixed-response backend, the server's memory sampled every second; then the
+/// same load straight to the backend for a third of the time, as the baseline.
+async fn soak(server: &SpawnedServer, client: &HttpClient, secret: &str) {
+    const CONCURRENCY: usize = 256;
+    let seconds: u64 = std::env::var("LLAMACTL_BENCH_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
+        "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"]}, "idle_timeout": 0});
+    create_instance(&server.base, "soak", &options).await;
+    let body = Bytes::from(json!({"model": "soak", "messages": [{"role": "user", "content": "hi"}]}).to_string());
+    let proxied = Target {
+        url: format!("{}/v1/chat/completions", server.base),
+        key: Some(secret.to_owned()),
+        body: body.clone(),
+    };
+    let response = client.request(request(&proxied)).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let info: Value = llamactl_tests::server::http()
+        .get(format!("{}/api/v1/instances/soak", server.base))
+        .bearer_auth(MANAGEMENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let direct = Target {
+        url: format!("http://127.0.0.1:{}/v1/chat/completions", info["port"].as_u64().unwrap()),
+        key: None,
+        body,
+    };
+    let pid = server.child.id();
+    let sampling = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        for _ in 0..seconds {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            samples.push(rss_mib(pid));
+        }
+        samples
+    });
+    let began = Instant::now();
+    let (answered, failed, latencies) =
+        load_counting(client, &proxied, CONCURRENCY, Duration::from_secs(seconds)).await;
+    let proxy_rps = answered as f64 / began.elapsed().as_secs_f64();
+    let samples = sampling.await.unwrap();
+    let began = Instant::now();
+    let (direct_answered, direct_failed, direct_latencies) =
+        load_counting(client, &direct, CONCURRENCY, Duration::from_secs(seconds.div_ceil(3))).await;
+    let direct_rps = direct_answered as f64 / began.elapsed().as_secs_f64();
+    // Warm-up: the first tenth of the run (at least 1 s).
+    let warm = samples.get((samples.len() / 10).max(1).min(samples.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let end = samples.last().copied().unwrap_or(0.0);
+    let peak = samples.iter().copied().fold(0.0, f64::max);
+    println!("== soak: {seconds} s at concurrency {CONCURRENCY} through the proxy to the fixed-response backend");
+    println!(
+        "requests: {answered} answered, {failed} failed   [target: 0 failed]; direct baseline: {direct_answered} answered, {direct_failed} failed"
+    );
+    println!(
+        "throughput: proxy {proxy_rps:.0} req/s, direct {direct_rps:.0} req/s, ratio {:.3}; p99 proxy {:.1} ms, direct {:.1} ms",
+        proxy_rps / direct_rps,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&direct_latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "server memory: after warm-up {warm:.1} MiB, at the end {end:.1} MiB, peak {peak:.1} MiB; growth {:+.1} %   [target: < 10 %]",
+        (end - warm) / warm * 100.0
+    );
 }
