@@ -92,13 +92,33 @@ fn management_keys(config: &Config, data_dir: &Path) -> anyhow::Result<Managemen
     Ok(ManagementKeys { keys: vec![key.clone()], generated: Some((key, file)) })
 }
 
+/// How often the recorder folds the histogram samples recorded since into its summaries.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (installed once; later servers in the same process
 /// share it).
+///
+/// A recorder installed this way keeps every histogram sample until the next scrape or
+/// upkeep: without one, memory grows by about 20 bytes per proxied request when nobody
+/// scrapes `/metrics` (measured: +30 MiB over 1.7 million requests). A thread of its own
+/// runs the upkeep every few seconds.
 fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
+            Ok(handle) => {
+                let upkeep = handle.clone();
+                let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                    loop {
+                        std::thread::sleep(METRICS_UPKEEP);
+                        upkeep.run_upkeep();
+                    }
+                });
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "metrics upkeep not started; histograms grow until scraped");
+                }
+                Some(handle)
+            }
             Err(error) => {
                 tracing::warn!(%error, "metrics recorder not installed");
                 None

@@ -489,6 +489,8 @@ async fn soak(server: &SpawnedServer, client: &HttpClient, secret: &str) {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         percentile(&direct_latencies, 0.99).as_secs_f64() * 1e3,
     );
+    let series: Vec<String> = samples.iter().step_by(5).map(|m| format!("{m:.0}")).collect();
+    println!("server memory every 5 s (MiB): {}", series.join(" "));
     println!(
         "server memory: after warm-up {warm:.1} MiB, at the end {end:.1} MiB, peak {peak:.1} MiB; growth {:+.1} %   [target: < 10 %]",
         (end - warm) / warm * 100.0
