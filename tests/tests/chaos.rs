@@ -292,3 +292,129 @@ async fn a_full_disk_for_the_logs_keeps_the_server_serving_and_is_reported() {
     drop(disk);
     check_database(&llamactl_tests::db_path(data.path())).await;
 }
+
+/// Sum of a Prometheus counter's samples whose labels contain `filter`.
+fn counter_sum(metrics: &str, name: &str, filter: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_killed_at_random_under_load_never_hang_a_request_and_metrics_match() {
+    use std::time::{Duration, Instant};
+    const INSTANCES: usize = 3;
+    const CLIENTS: usize = 12;
+    llamactl_tests::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(dir.path());
+    let server = SpawnedServer::start(dir.path(), &config);
+    let base = server.base.clone();
+    for i in 0..INSTANCES {
+        let mut options =
+            serde_json::to_value(llamactl_tests::test_backend_options(&["--response-delay-ms", "10"])).unwrap();
+        options["on_demand_start"] = json!(true);
+        options["auto_restart"] = json!(true);
+        options["max_restarts"] = json!(10_000);
+        options["restart_delay"] = json!(0);
+        llamactl_tests::server::create_instance(&base, &format!("k{i}"), &options).await;
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let until = Instant::now() + Duration::from_secs(6);
+    let killer = {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut kills = 0;
+            let mut i = 0;
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let name = format!("k{}", i % INSTANCES);
+                i += 1;
+                let info: Value = client
+                    .get(format!("{base}/api/v1/instances/{name}"))
+                    .bearer_auth(MANAGEMENT_KEY)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if let Some(pid) = info["pid"].as_i64().filter(|_| info["status"] == "running") {
+                    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+                    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                        kills += 1;
+                    }
+                }
+            }
+            kills
+        })
+    };
+    let mut loads = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, base) = (client.clone(), base.clone());
+        loads.push(tokio::spawn(async move {
+            let mut outcomes: Vec<Result<(u16, bool, String), String>> = Vec::new();
+            let mut n = c;
+            while Instant::now() < until {
+                let body =
+                    json!({"model": format!("k{}", n % INSTANCES), "messages": [{"role": "user", "content": "hi"}]});
+                n += 1;
+                let outcome = match client
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(MANAGEMENT_KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let retry_after = response.headers().contains_key("retry-after");
+                        match response.text().await {
+                            Ok(text) => Ok((status, retry_after, text)),
+                            Err(error) => Err(format!("body cut: {error}")),
+                        }
+                    }
+                    Err(error) => Err(format!("no answer (a hang shows as a timeout): {error}")),
+                };
+                outcomes.push(outcome);
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for load in loads {
+        outcomes.extend(load.await.unwrap());
+    }
+    let kills = killer.await.unwrap();
+    let (mut ok, mut unavailable, mut unreachable_answers) = (0, 0, 0);
+    for outcome in &outcomes {
+        match outcome {
+            Ok((200, _, _)) => ok += 1,
+            Ok((503, true, text)) => {
+                unavailable += 1;
+                if text.contains("backend_unreachable") {
+                    unreachable_answers += 1;
+                }
+            }
+            other => panic!("neither served nor 503 with Retry-After: {other:?}"),
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills");
+    assert!(ok > 0);
+    let metrics =
+        client.get(format!("{base}/metrics")).bearer_auth(MANAGEMENT_KEY).send().await.unwrap().text().await.unwrap();
+    let served = counter_sum(&metrics, "llamactl_proxy_requests_total", "status=\"200\"");
+    assert_eq!(served, f64::from(ok), "requests_total{{status=200}} counts what clients got:\n{metrics}");
+    let unreachable = counter_sum(&metrics, "llamactl_proxy_errors_total", "");
+    assert!(
+        unreachable >= f64::from(unreachable_answers),
+        "{unreachable} backend failures counted, {unreachable_answers} answered 503 backend_unreachable"
+    );
+    println!(
+        "{} requests: {ok} served, {unavailable} answered 503 with Retry-After; {kills} backends killed; {unreachable} backend failures counted (resent once each)",
+        outcomes.len()
+    );
+    assert!(server.terminate());
+}

@@ -175,10 +175,12 @@ impl Proxy {
         clean_request_headers(request.headers_mut());
         let response = self.client.request(request).await.map_err(|error| {
             metrics::counter!("llamactl_proxy_errors_total", "instance" => instance.clone()).increment(1);
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "backend_unreachable",
+            // The backend died or stopped before answering: its restart (by policy or on
+            // demand) is the manager's business, the client only has to come back.
+            ApiError::unavailable(
+                BACKEND_UNREACHABLE,
                 format!("instance {instance} did not answer: {error}"),
+                Duration::from_secs(1),
             )
         })?;
         let (mut parts, body) = response.into_parts();
@@ -271,6 +273,9 @@ impl Drop for LeasedBody {
             .record(self.started.elapsed().as_secs_f64());
     }
 }
+
+/// The code of a request the backend did not answer (503 with Retry-After).
+pub(crate) const BACKEND_UNREACHABLE: &str = "backend_unreachable";
 
 /// Reads a whole request body, at most `limit` bytes (more: 413). A body whose declared length
 /// (`Content-Length`) is already over the limit is refused at once, without waiting for it.
