@@ -5,6 +5,7 @@
 #                                                             soak: 60 s at concurrency 256 (LLAMACTL_BENCH_SOAK_SECONDS)
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
 #   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
+#   scripts/bench.sh supervision                              200 running backends: idle CPU, memory, detection lags
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
