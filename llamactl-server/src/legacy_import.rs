@@ -263,8 +263,9 @@ async fn list_json_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
     Ok(paths)
 }
 
-/// Checks one file's content and turns it into an instance to import.
-fn parse_legacy_file(path: &Path, bytes: &[u8]) -> Result<ImportedInstance, ImportError> {
+/// Checks one legacy instance file's content (`path` only names it in errors) and turns it
+/// into an instance to import. Public for the fuzz target `legacy_file`.
+pub fn parse_legacy_file(path: &Path, bytes: &[u8]) -> Result<ImportedInstance, ImportError> {
     let invalid = |message: String| ImportError::InvalidFile { path: path.to_path_buf(), message };
     let value: Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
