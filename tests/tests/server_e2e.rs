@@ -250,6 +250,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
     let url = format!("{}/api/v1/openapi.json", server.base);
     // Schemathesis keeps a cache in `.schemathesis/` of its working folder: not in the checkout.
     let work = dir.path().to_path_buf();
+    let examples = std::env::var("LLAMACTL_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let seed = std::env::var("LLAMACTL_SCHEMATHESIS_SEED").unwrap_or_else(|_| "7".into());
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .current_dir(work)
@@ -260,7 +262,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
             .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
             // Streams that never end by design.
             .args(["--exclude-path", "/api/v1/events", "--exclude-path", "/api/v1/instances/{name}/logs"])
-            .args(["--max-examples", "25", "--seed", "7", "--request-timeout", "20", "--no-color"])
+            // A quick pass in the suite; LLAMACTL_SCHEMATHESIS_EXAMPLES (and _SEED) for a long one.
+            .args(["--max-examples", &examples, "--seed", &seed, "--request-timeout", "20", "--no-color"])
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
             .unwrap()
