@@ -286,12 +286,19 @@ impl Manager {
         }
     }
 
-    /// Number of instances.
+    /// Number of instances (without copying any of them, unlike `list().len()`).
+    ///
+    /// ```
+    /// # async fn f(manager: llamactl_core::Manager) {
+    /// assert_eq!(manager.len(), manager.list().len());
+    /// assert_eq!(manager.is_empty(), manager.len() == 0);
+    /// # }
+    /// ```
     pub fn len(&self) -> usize {
         self.read_handles().len()
     }
 
-    /// Whether there is no instance.
+    /// Whether there is no instance (see [`len`](Self::len)).
     pub fn is_empty(&self) -> bool {
         self.read_handles().is_empty()
     }

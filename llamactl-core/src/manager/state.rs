@@ -73,6 +73,13 @@ pub struct InstanceView<'a> {
 
 impl InstanceView<'_> {
     /// An owned snapshot.
+    ///
+    /// ```
+    /// # async fn f(manager: llamactl_core::Manager) {
+    /// let infos = manager.map_instances(|view| view.to_info());
+    /// assert_eq!(infos.len(), manager.list().len());
+    /// # }
+    /// ```
     pub fn to_info(&self) -> InstanceInfo {
         InstanceInfo {
             name: self.name.clone(),
@@ -86,6 +93,12 @@ impl InstanceView<'_> {
 
 impl InstanceInfo {
     /// The snapshot as a view.
+    ///
+    /// ```
+    /// # fn f(info: &llamactl_core::InstanceInfo) {
+    /// assert_eq!(info.view().name, &info.name);
+    /// # }
+    /// ```
     pub fn view(&self) -> InstanceView<'_> {
         InstanceView {
             name: &self.name,
