@@ -28,8 +28,8 @@ use hyper_util::rt::TokioExecutor;
 use llamactl_core::db::{NewApiKey, PermissionMode};
 use llamactl_core::{Database, SqliteDatabase};
 use llamactl_server::auth::{Authenticator, keys};
-use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, create_instance, server_config};
-use llamactl_tests::{test_backend, tiny_gguf};
+use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, create_instance, get_json, server_config};
+use llamactl_tests::{percentile, resident_mib, test_backend, tiny_gguf};
 use serde_json::{Value, json};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -92,10 +92,6 @@ async fn load(client: &HttpClient, target: &Target, concurrency: usize, duration
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
     (all.len() as f64 / elapsed, all)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn micros(d: Duration) -> f64 {
@@ -279,29 +275,7 @@ async fn main() {
     let secret = key["key"].as_str().unwrap().to_owned();
 
     if "fixed".contains(filter.as_str()) {
-        let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
-            "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"]}, "idle_timeout": 0});
-        create_instance(&server.base, "fixed", &options).await;
-        let body = Bytes::from(json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}]}).to_string());
-        let proxied = Target {
-            url: format!("{}/v1/chat/completions", server.base),
-            key: Some(secret.clone()),
-            body: body.clone(),
-        };
-        // The first request starts it; then its port is known.
-        let response = client.request(request(&proxied)).await.unwrap();
-        response.into_body().collect().await.unwrap();
-        let info: Value = llamactl_tests::server::http()
-            .get(format!("{}/api/v1/instances/fixed", server.base))
-            .bearer_auth(MANAGEMENT_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let port = info["port"].as_u64().unwrap();
-        let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
+        let (proxied, direct) = fixed_instance(&server, &client, &secret, "fixed").await;
         compare("fixed-response test backend", &client, &direct, &proxied, &[1, 16, 64]).await;
 
         let stream_body = Bytes::from(
@@ -349,15 +323,7 @@ async fn main() {
         };
         let response = client.request(request(&proxied)).await.unwrap();
         response.into_body().collect().await.unwrap();
-        let info: Value = llamactl_tests::server::http()
-            .get(format!("{}/api/v1/instances/llama", server.base))
-            .bearer_auth(MANAGEMENT_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info = get_json(&server.base, "/api/v1/instances/llama").await;
         let port = info["port"].as_u64().unwrap();
         let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
         compare("llama-server, tiny model, 4 tokens", &client, &direct, &proxied, &[1, 16, 64]).await;
@@ -370,17 +336,6 @@ async fn main() {
         soak(&server, &client, &secret).await;
     }
     server.terminate();
-}
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Sends requests from `concurrency` tasks for `duration`, counting failures instead of
@@ -426,43 +381,40 @@ async fn load_counting(
     (all.len(), failed, all)
 }
 
+/// An instance `name` of the fixed-response test backend, started by a first request through
+/// the proxy; returns the chat completion targets through the proxy and straight to it.
+async fn fixed_instance(server: &SpawnedServer, client: &HttpClient, secret: &str, name: &str) -> (Target, Target) {
+    let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
+        "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"]}, "idle_timeout": 0});
+    create_instance(&server.base, name, &options).await;
+    let body = Bytes::from(json!({"model": name, "messages": [{"role": "user", "content": "hi"}]}).to_string());
+    let proxied = Target {
+        url: format!("{}/v1/chat/completions", server.base),
+        key: Some(secret.to_owned()),
+        body: body.clone(),
+    };
+    // The first request starts it; then its port is known.
+    let response = client.request(request(&proxied)).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let info = get_json(&server.base, &format!("/api/v1/instances/{name}")).await;
+    let port = info["port"].as_u64().unwrap();
+    let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
+    (proxied, direct)
+}
+
 /// Sustained load: LLAMACTL_BENCH_SOAK_SECONDS (default 60) at concurrency 256 through the
 /// proxy to the fixed-response backend, the server's memory sampled every second; then the
 /// same load straight to the backend for a third of the time, as the baseline.
 async fn soak(server: &SpawnedServer, client: &HttpClient, secret: &str) {
     const CONCURRENCY: usize = 256;
     let seconds: u64 = std::env::var("LLAMACTL_BENCH_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
-    let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
-        "args": ["--host", "{host}", "--port", "{port}", "--ready-after-ms", "50"]}, "idle_timeout": 0});
-    create_instance(&server.base, "soak", &options).await;
-    let body = Bytes::from(json!({"model": "soak", "messages": [{"role": "user", "content": "hi"}]}).to_string());
-    let proxied = Target {
-        url: format!("{}/v1/chat/completions", server.base),
-        key: Some(secret.to_owned()),
-        body: body.clone(),
-    };
-    let response = client.request(request(&proxied)).await.unwrap();
-    response.into_body().collect().await.unwrap();
-    let info: Value = llamactl_tests::server::http()
-        .get(format!("{}/api/v1/instances/soak", server.base))
-        .bearer_auth(MANAGEMENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let direct = Target {
-        url: format!("http://127.0.0.1:{}/v1/chat/completions", info["port"].as_u64().unwrap()),
-        key: None,
-        body,
-    };
+    let (proxied, direct) = fixed_instance(server, client, secret, "soak").await;
     let pid = server.child.id();
     let sampling = tokio::spawn(async move {
         let mut samples = Vec::new();
         for _ in 0..seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            samples.push(rss_mib(pid));
+            samples.push(resident_mib(pid));
         }
         samples
     });

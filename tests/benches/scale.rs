@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use llamactl_core::db::{Database, SqliteDatabase};
 use llamactl_core::{InstanceName, InstanceOptions};
 use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, http, server_config};
+use llamactl_tests::{percentile, resident_mib};
 use serde_json::json;
 
 const CLIENTS: usize = 64;
@@ -37,22 +38,6 @@ fn options() -> serde_json::Value {
         "on_demand_start": true,
         "idle_timeout": 5
     })
-}
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap();
-    kib / 1024.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -194,7 +179,7 @@ async fn main() {
     let (server, empty_boot) = boot(dir.path(), &config).await;
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_mib(pid);
+    let idle_rss = resident_mib(pid);
 
     let created = create_all(&server.base, total).await;
     let store = store_alone(total).await;
@@ -202,14 +187,14 @@ async fn main() {
 
     let lists = list_times(&server, total).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let full_rss = rss_mib(pid);
+    let full_rss = resident_mib(pid);
     assert!(server.terminate());
 
     let (server, full_boot) = boot(dir.path(), &config).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let reboot_rss = rss_mib(server.child.id());
+    let reboot_rss = resident_mib(server.child.id());
     let reboot_lists = list_times(&server, total).await;
-    let after_lists_rss = rss_mib(server.child.id());
+    let after_lists_rss = resident_mib(server.child.id());
     assert!(server.terminate());
 
     println!("== management scale: {total} instances, real server (release), SQLite file");

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use llamactl_core::{InstanceStatus, Manager};
-use llamactl_tests::{open_manager, test_backend_options, test_config};
+use llamactl_tests::{open_manager, percentile, resident_mib, test_backend_options, test_config};
 
 const ROUNDS: usize = 10;
 
@@ -28,19 +28,9 @@ fn cpu_time() -> Duration {
     Duration::from_secs_f64((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap();
-    kib / 1024.0
-}
-
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    samples[samples.len() / 2]
+    percentile(&samples, 0.5)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -102,7 +92,7 @@ async fn main() {
     let (cpu_before, idle_began) = (cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu = (cpu_time() - cpu_before).as_secs_f64() / idle_began.elapsed().as_secs_f64() * 100.0;
-    let rss = rss_mib();
+    let rss = resident_mib(std::process::id());
 
     let (exit_loaded, start_loaded) = lags(&manager, "probe").await;
     let running = manager.list().iter().filter(|i| i.status() == InstanceStatus::Running).count();

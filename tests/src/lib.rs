@@ -249,6 +249,21 @@ pub fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
+/// Resident memory of process `pid`, in MiB (0 if it cannot be read).
+pub fn resident_mib(pid: u32) -> f64 {
+    let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.status())
+        .ok()
+        .and_then(|s| s.vmrss)
+        .map_or(0.0, |kib| kib as f64 / 1024.0)
+}
+
+/// The `p` quantile (0 to 1) of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 /// An HTTP client for tests.
 pub fn http() -> reqwest::Client {
     install_tls_provider();

@@ -196,6 +196,11 @@ impl Drop for SpawnedServer {
     }
 }
 
+/// `GET base + path` with the management key, as JSON.
+pub async fn get_json(base: &str, path: &str) -> Value {
+    http().get(format!("{base}{path}")).bearer_auth(MANAGEMENT_KEY).send().await.unwrap().json().await.unwrap()
+}
+
 /// Creates an instance over the API and returns its JSON.
 pub async fn create_instance(base: &str, name: &str, options: &Value) -> Value {
     let response = http()

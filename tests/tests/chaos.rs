@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, server_config};
+use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, get_json, server_config};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -57,15 +57,7 @@ async fn send(client: &reqwest::Client, method: reqwest::Method, url: String, bo
 }
 
 async fn list(base: &str) -> BTreeMap<String, Value> {
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/instances"))
-        .bearer_auth(MANAGEMENT_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = get_json(base, "/api/v1/instances").await;
     answer.as_array().unwrap().iter().map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone())).collect()
 }
 
@@ -328,7 +320,7 @@ async fn backends_killed_at_random_under_load_never_hang_a_request_and_metrics_m
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let until = Instant::now() + Duration::from_secs(6);
     let killer = {
-        let (client, base) = (client.clone(), base.clone());
+        let base = base.clone();
         tokio::spawn(async move {
             let mut kills = 0;
             let mut i = 0;
@@ -336,15 +328,7 @@ async fn backends_killed_at_random_under_load_never_hang_a_request_and_metrics_m
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 let name = format!("k{}", i % INSTANCES);
                 i += 1;
-                let info: Value = client
-                    .get(format!("{base}/api/v1/instances/{name}"))
-                    .bearer_auth(MANAGEMENT_KEY)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let info = get_json(&base, &format!("/api/v1/instances/{name}")).await;
                 if let Some(pid) = info["pid"].as_i64().filter(|_| info["status"] == "running") {
                     let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
                     if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
@@ -444,9 +428,8 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_leaves_nothing_runnin
         assert!(started.unwrap().status().is_success());
     }
     for i in 0..INSTANCES {
-        let url = format!("{base}/api/v1/instances/s{i}");
         let info = loop {
-            let info: Value = client.get(&url).bearer_auth(MANAGEMENT_KEY).send().await.unwrap().json().await.unwrap();
+            let info = get_json(&base, &format!("/api/v1/instances/s{i}")).await;
             if info["status"] == "running" {
                 break info;
             }

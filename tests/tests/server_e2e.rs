@@ -24,7 +24,7 @@ fn llama(idle: &str) -> Value {
 }
 
 async fn get_json(server: &SpawnedServer, path: &str) -> Value {
-    server.manage(Method::GET, path).send().await.unwrap().json().await.unwrap()
+    llamactl_tests::server::get_json(&server.base, path).await
 }
 
 async fn wait_status(server: &SpawnedServer, name: &str, status: &str, timeout: Duration) -> Value {

@@ -380,6 +380,15 @@ async fn import_all(tx: &mut SqliteConnection, instances: Vec<ImportedInstance>)
     Ok(())
 }
 
+/// Runs a `DELETE` with one parameter; whether it removed a row.
+async fn deleted<T>(tx: &mut SqliteConnection, sql: &'static str, key: T) -> Result<bool, DbError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+{
+    let result = sqlx::query(sql).bind(key).execute(&mut *tx).await.map_err(map_err)?;
+    Ok(result.rows_affected() > 0)
+}
+
 #[async_trait]
 impl Database for SqliteDatabase {
     async fn create(&self, name: &InstanceName, options: &InstanceOptions) -> Result<StoredInstance, DbError> {
@@ -394,19 +403,7 @@ impl Database for SqliteDatabase {
 
     async fn delete(&self, name: &str) -> Result<bool, DbError> {
         let name = name.to_owned();
-        self.writer
-            .write(move |tx| {
-                async move {
-                    let result = sqlx::query("DELETE FROM instances WHERE name = ?")
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(result.rows_affected() > 0)
-                }
-                .boxed()
-            })
-            .await
+        self.writer.write(move |tx| deleted(tx, "DELETE FROM instances WHERE name = ?", name).boxed()).await
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredInstance>, DbError> {
@@ -531,19 +528,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn delete_api_key(&self, id: i64) -> Result<bool, DbError> {
-        self.writer
-            .write(move |tx| {
-                async move {
-                    let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(result.rows_affected() > 0)
-                }
-                .boxed()
-            })
-            .await
+        self.writer.write(move |tx| deleted(tx, "DELETE FROM api_keys WHERE id = ?", id).boxed()).await
     }
 
     async fn manager_id(&self) -> Result<String, DbError> {

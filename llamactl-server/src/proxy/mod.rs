@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use llamactl_core::manager::{Lease, ReadyOptions};
-use llamactl_core::{BackendType, Manager};
+use llamactl_core::{BackendType, InstanceStatus, Manager};
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
@@ -159,6 +159,39 @@ impl Proxy {
         result.map_err(ApiError::from)
     }
 
+    /// Leases `instance` ([`acquire`](Self::acquire)) and forwards a request whose body is in
+    /// memory. A backend that dies before answering (killed, crashed) is restarted by its policy
+    /// or on demand: the request waits for that once and is sent again (an inference request
+    /// has no effect beyond its answer). A second failure is a 503 with Retry-After.
+    pub async fn send_resending(
+        &self,
+        manager: &Manager,
+        instance: &str,
+        principal: &Principal,
+        backend: BackendType,
+        parts: axum::http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Body>, ApiError> {
+        let mut resent = false;
+        loop {
+            let lease = self.acquire(manager, instance, principal).await?;
+            let mut watch = manager.subscribe(instance)?;
+            let attempt = watch.borrow().attempt;
+            let request = Request::from_parts(parts.clone(), Body::from(body.clone()));
+            match self.forward(lease, backend, request).await {
+                Err(error) if error.code == BACKEND_UNREACHABLE && !resent => {
+                    resent = true;
+                    // Until the manager has seen the run end (or a new one begin), a new lease
+                    // would be on the same dead backend.
+                    let noticed =
+                        watch.wait_for(|s| s.attempt != attempt || s.runtime.status != InstanceStatus::Running);
+                    let _ = tokio::time::timeout(RUN_END_NOTICE, noticed).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Sends `request` (its path and query already those of the backend, credentials still in
     /// it) to the leased backend and streams the response back.
     pub async fn forward(
@@ -274,8 +307,11 @@ impl Drop for LeasedBody {
     }
 }
 
+/// How long a resent request waits for the manager to notice that the backend's run ended.
+const RUN_END_NOTICE: Duration = Duration::from_secs(2);
+
 /// The code of a request the backend did not answer (503 with Retry-After).
-pub(crate) const BACKEND_UNREACHABLE: &str = "backend_unreachable";
+const BACKEND_UNREACHABLE: &str = "backend_unreachable";
 
 /// Reads a whole request body, at most `limit` bytes (more: 413). A body whose declared length
 /// (`Content-Length`) is already over the limit is refused at once, without waiting for it.

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use super::model_field::{
     ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
 };
-use super::{BACKEND_UNREACHABLE, read_body};
+use super::read_body;
 use crate::api::error::{ApiError, retry_after_header};
 use crate::auth::Principal;
 use crate::state::AppState;
@@ -147,31 +146,8 @@ pub async fn post(
         }
         _ => body,
     };
-    // A backend that dies before answering (killed, crashed) is restarted by its policy or on
-    // demand: the request waits for that once and is sent again (the body is in memory; an
-    // inference request has no effect beyond its answer). A second failure is a 503 with
-    // Retry-After, never a hang.
-    let mut resent = false;
-    loop {
-        let lease = state.proxy.acquire(&state.manager, &route.instance, &principal).await?;
-        let mut watch = state.manager.subscribe(&route.instance).map_err(ApiError::from)?;
-        let attempt = watch.borrow().attempt;
-        let request = Request::from_parts(parts.clone(), Body::from(body.clone()));
-        match state.proxy.forward(lease, route.backend, request).await {
-            Err(error) if error.code == BACKEND_UNREACHABLE && !resent => {
-                resent = true;
-                // Until the manager has seen the run end (or a new one begin), a new lease would
-                // be on the same dead backend.
-                let noticed = watch.wait_for(|s| s.attempt != attempt || s.runtime.status != InstanceStatus::Running);
-                let _ = tokio::time::timeout(RUN_END_NOTICE, noticed).await;
-            }
-            other => return Ok(other?),
-        }
-    }
+    Ok(state.proxy.send_resending(&state.manager, &route.instance, &principal, route.backend, parts, body).await?)
 }
-
-/// How long a resent request waits for the manager to notice that the backend's run ended.
-const RUN_END_NOTICE: Duration = Duration::from_secs(2);
 
 fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
     match &options.backend {
