@@ -6,6 +6,7 @@
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
 #   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
 #   scripts/bench.sh supervision                              200 running backends: idle CPU, memory, detection lags
+#   scripts/bench.sh memory                                   live heap per idle instance in the library (10,000)
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,11 +2,11 @@
 //! for an instance is taken here, one at a time, against the current state: there is no other
 //! writer, so no decision is ever made from a stale snapshot.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -15,6 +15,7 @@ use super::adoption::{Adoption, Plan};
 use super::backoff::restart_delay;
 use super::config::{InstanceSettings, ManagerConfig};
 use super::error::ManagerError;
+use super::mailbox::{self, Mailbox};
 use super::slots::{SlotReservation, Slots};
 use super::state::{InstanceState, StatusNotice};
 use crate::backend::Listen;
@@ -160,7 +161,9 @@ pub(crate) struct Actor {
     publish: watch::Sender<InstanceState>,
     activity: Arc<Activity>,
     logs: Arc<LogStore>,
-    rx: mpsc::Receiver<Box<Command>>,
+    rx: mailbox::Receiver,
+    /// Weak: the manager's handle owns the mailbox, and its end is this actor's end.
+    mailbox: Weak<Mailbox>,
     run: Option<Run>,
     /// A backend an earlier manager left running, to take over first.
     adoption: Option<Adoption>,
@@ -189,13 +192,15 @@ impl Actor {
     pub(crate) fn new(
         ctx: Arc<Context>,
         name: InstanceName,
-        state: InstanceState,
         publish: watch::Sender<InstanceState>,
         activity: Arc<Activity>,
         logs: Arc<LogStore>,
-        rx: mpsc::Receiver<Box<Command>>,
+        rx: mailbox::Receiver,
+        mailbox: Weak<Mailbox>,
     ) -> Self {
-        Self { ctx, name, state, publish, activity, logs, rx, run: None, adoption: None, restart_due: None }
+        // The published state is the whole state of a sleeping instance.
+        let state = publish.borrow().clone();
+        Self { ctx, name, state, publish, activity, logs, rx, mailbox, run: None, adoption: None, restart_due: None }
     }
 
     /// Takes over `adoption` (a backend an earlier manager left running) before anything else.
@@ -216,10 +221,16 @@ impl Actor {
             Box::pin(self.on_adopted(adoption)).await;
         }
         loop {
+            if self.has_nothing_to_do() && self.mailbox.upgrade().is_some_and(|m| m.retire(&self.rx)) {
+                return;
+            }
             match self.next_event().await {
                 Event::Closed => break,
                 Event::Command(command) => {
                     if Box::pin(self.handle_command(command)).await {
+                        if let Some(mailbox) = self.mailbox.upgrade() {
+                            mailbox.close();
+                        }
                         break;
                     }
                 }
@@ -231,6 +242,14 @@ impl Actor {
             }
         }
         // The run (if any) is dropped here: its process group is killed.
+    }
+
+    /// No backend, no pending restart: the actor may sleep until the next command (its state is
+    /// published at every change, so the next actor starts from it).
+    fn has_nothing_to_do(&self) -> bool {
+        self.run.is_none()
+            && self.restart_due.is_none()
+            && matches!(self.state.runtime.status, InstanceStatus::Stopped | InstanceStatus::Failed)
     }
 
     async fn next_event(&mut self) -> Event {
@@ -682,6 +701,7 @@ impl Actor {
             InstanceStatus::Stopped => {
                 if desired.is_some() {
                     self.persist_runtime().await;
+                    self.publish();
                 }
             }
         }

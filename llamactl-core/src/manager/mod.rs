@@ -1,6 +1,7 @@
-//! The supervisor: one actor per instance owns its state; the [`Manager`] routes requests to
-//! them, admits starts under the running limits (evicting the least recently used idle
-//! instance when it must), restores state on boot and stops everything on shutdown.
+//! The supervisor: one actor per instance owns its state (awake only while the instance has
+//! work, see `mailbox`); the [`Manager`] routes requests to them, admits starts under the
+//! running limits (evicting the least recently used idle instance when it must), restores
+//! state on boot and stops everything on shutdown.
 
 mod activity;
 mod actor;
@@ -8,6 +9,7 @@ mod adoption;
 mod backoff;
 mod config;
 mod error;
+mod mailbox;
 mod slots;
 mod state;
 
@@ -17,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, broadcast, oneshot, watch};
 use tokio::time::Instant;
 
 pub use activity::ActivityGuard;
@@ -29,6 +31,7 @@ pub use state::{InstanceInfo, InstanceState, InstanceView, Lease, ReadyOptions, 
 use activity::Activity;
 use actor::{Actor, Command, Context};
 use adoption::{Adoption, Boot};
+use mailbox::Mailbox;
 use slots::{Limits, SlotReservation, Slots};
 
 use crate::db::{Database, EventQuery, InstanceEvent, StoredInstance};
@@ -47,18 +50,18 @@ fn view_of<'a>(handle: &'a Handle, state: &'a InstanceState, now: Instant, wall:
     InstanceView { name: &handle.name, state, in_flight, last_activity, logs: &handle.logs }
 }
 
-/// Commands queued per instance before senders wait.
-const MAILBOX: usize = 64;
 /// Status notices a slow subscriber may fall behind.
 const NOTICES: usize = 1024;
 
-/// The manager's view of one instance: its actor's mailbox and what the actor publishes.
+/// The manager's view of one instance: its mailbox and what its actor publishes. The actor
+/// runs only while the instance has something to do (see [`mailbox`]).
 #[derive(Debug)]
 struct Handle {
     name: InstanceName,
-    /// Commands are boxed: a mailbox preallocates room for a block of them per instance.
-    tx: mpsc::Sender<Box<Command>>,
-    state: watch::Receiver<InstanceState>,
+    ctx: Arc<Context>,
+    mailbox: Arc<Mailbox>,
+    /// The state, as last published; the actor (when one is awake) holds the other senders.
+    state: watch::Sender<InstanceState>,
     activity: Arc<Activity>,
     logs: Arc<LogStore>,
 }
@@ -70,8 +73,31 @@ impl Handle {
         make: impl FnOnce(oneshot::Sender<Result<T, ManagerError>>) -> Command,
     ) -> Result<T, ManagerError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Box::new(make(reply))).await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?;
+        self.post(Box::new(make(reply)))?;
         answer.await.map_err(|_| ManagerError::NotFound(self.name.to_string()))?
+    }
+
+    /// Posts a command, waking an actor if none is awake.
+    fn post(&self, command: Box<Command>) -> Result<(), ManagerError> {
+        self.mailbox.post(command, || self.wake(None)).map_err(|_| ManagerError::NotFound(self.name.to_string()))
+    }
+
+    /// Starts an actor from the published state; returns its mailbox's sender.
+    fn wake(&self, adoption: Option<Adoption>) -> mailbox::Sender {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let actor = Actor::new(
+            self.ctx.clone(),
+            self.name.clone(),
+            self.state.clone(),
+            self.activity.clone(),
+            self.logs.clone(),
+            rx,
+            Arc::downgrade(&self.mailbox),
+        )
+        .adopting(adoption);
+        // Boxed: an async fn's argument would otherwise take its room twice in the task.
+        tokio::spawn(Box::new(actor).run());
+        tx
     }
 
     fn group(&self) -> Option<String> {
@@ -162,7 +188,7 @@ impl Manager {
             {
                 boot.push((instance.name.clone(), instance.runtime.ready_at));
             }
-            manager.spawn_actor(instance, adoption);
+            manager.add_handle(instance, adoption);
         }
         // Takeovers are recorded before the manager is handed out.
         futures::future::join_all(adopted).await;
@@ -176,7 +202,8 @@ impl Manager {
         Ok(manager)
     }
 
-    fn spawn_actor(&self, stored: StoredInstance, adoption: Option<Adoption>) -> Arc<Handle> {
+    /// Adds an instance's handle; an actor wakes at once only to take over a running backend.
+    fn add_handle(&self, stored: StoredInstance, adoption: Option<Adoption>) -> Arc<Handle> {
         let ctx = &self.shared.ctx;
         let options = stored.options.map(Arc::new);
         let state = InstanceState {
@@ -189,16 +216,19 @@ impl Manager {
             listen: None,
             attempt: 0,
         };
-        let (publish, state_rx) = watch::channel(state.clone());
-        let (tx, rx) = mpsc::channel(MAILBOX);
-        let activity = Activity::new();
         let log_path = ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));
         let logs = Arc::new(LogStore::new(log_path, ctx.config.log_buffer_lines, ctx.config.log_rotation));
-        let actor = Actor::new(ctx.clone(), stored.name.clone(), state, publish, activity.clone(), logs.clone(), rx)
-            .adopting(adoption);
-        // Boxed: an async fn's argument would otherwise take its room twice in the task.
-        tokio::spawn(Box::new(actor).run());
-        let handle = Arc::new(Handle { name: stored.name.clone(), tx, state: state_rx, activity, logs });
+        let handle = Arc::new(Handle {
+            name: stored.name.clone(),
+            ctx: ctx.clone(),
+            mailbox: Arc::new(Mailbox::new()),
+            state: watch::Sender::new(state),
+            activity: Activity::new(),
+            logs,
+        });
+        if adoption.is_some() {
+            handle.mailbox.wake(|| handle.wake(adoption));
+        }
         self.write_handles().insert(stored.name, handle.clone());
         handle
     }
@@ -271,7 +301,7 @@ impl Manager {
         self.shared.creating.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
         match stored {
             Ok(stored) => {
-                let handle = self.spawn_actor(stored, None);
+                let handle = self.add_handle(stored, None);
                 Ok(self.info_of(&handle))
             }
             Err(error) => {
@@ -405,7 +435,7 @@ impl Manager {
         if let Some(lease) = self.lease(&handle) {
             return Ok(lease);
         }
-        let mut state = handle.state.clone();
+        let mut state = handle.state.subscribe();
         let mut requested = false;
         loop {
             let (status, reason, settings, failed_at, attempt) = {
@@ -552,7 +582,7 @@ impl Manager {
             };
             let by = name.to_owned();
             let (reply, answer) = oneshot::channel();
-            if victim.tx.send(Box::new(Command::Evict { by, reply })).await.is_err() {
+            if victim.post(Box::new(Command::Evict { by, reply })).is_err() {
                 refused.push((victim.name.clone(), format!("{} is gone", victim.name)));
                 continue;
             }
@@ -658,7 +688,7 @@ impl Manager {
 
     /// A receiver of an instance's state, updated at every change.
     pub fn subscribe(&self, name: &str) -> Result<watch::Receiver<InstanceState>, ManagerError> {
-        Ok(self.handle(name)?.state.clone())
+        Ok(self.handle(name)?.state.subscribe())
     }
 
     /// A receiver of every status change of every instance.
@@ -687,7 +717,9 @@ impl Manager {
     /// Later operations fail with [`ManagerError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
-        let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
+        // A sleeping instance has no backend: there is nothing to stop or to leave running.
+        let handles: Vec<Arc<Handle>> =
+            self.read_handles().values().filter(|h| h.mailbox.is_awake()).cloned().collect();
         let keep = self.shared.ctx.config.shutdown_policy == ShutdownPolicy::Keep;
         let stops = handles.iter().map(|handle| {
             handle.ask(|reply| {

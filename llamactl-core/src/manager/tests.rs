@@ -169,3 +169,32 @@ async fn invalid_configuration_is_rejected() {
     let err = Manager::open(config, db).await.unwrap_err();
     assert!(err.to_string().contains("port_range"), "{err}");
 }
+
+#[tokio::test]
+async fn a_stopped_instance_holds_no_task_and_wakes_on_a_command() {
+    let manager = manager().await;
+    manager.create(name("a"), shell("sleep 30")).await.unwrap();
+    let handle = manager.handle("a").unwrap();
+    assert!(!handle.mailbox.is_awake(), "a created instance has no actor yet");
+    manager.start("a").await.unwrap();
+    assert!(handle.mailbox.is_awake(), "a started instance has its actor");
+    manager.stop("a").await.unwrap();
+    // The actor retires once it has nothing left to do.
+    let mut asleep = false;
+    for _ in 0..200 {
+        if !handle.mailbox.is_awake() {
+            asleep = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(asleep, "a stopped instance's actor retires");
+    let info = manager.get("a").unwrap();
+    assert_eq!(info.status(), InstanceStatus::Stopped);
+    assert_eq!(info.state.runtime.desired_state, DesiredState::Stopped);
+    // The next command wakes a new actor that starts from the published state.
+    manager.start("a").await.unwrap();
+    assert_eq!(manager.get("a").unwrap().state.attempt, 2, "the attempt count carried over");
+    manager.delete("a").await.unwrap();
+    assert!(matches!(handle.ask(|reply| Command::Delete { reply }).await, Err(ManagerError::NotFound(_))));
+}
