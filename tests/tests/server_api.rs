@@ -62,6 +62,25 @@ async fn instances_are_created_read_replaced_and_deleted() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_over_the_api_stop_at_max_instances() {
+    let server = TestServer::start(|config| config.instances.max_instances = 3).await;
+    let creates =
+        (0..12).map(|i| server.manage(Method::POST, &format!("/api/v1/instances/m{i}")).json(&backend(&[])).send());
+    let mut statuses = Vec::new();
+    for response in futures::future::join_all(creates).await {
+        let (status, body) = json_of(response.unwrap()).await;
+        if status != 201 {
+            assert_eq!((status, body["error"].as_str()), (409, Some("max_instances")), "{body}");
+            assert!(body["details"].as_str().unwrap().contains("max_instances (3) reached"), "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
+    let (_, list) = json_of(server.manage(Method::GET, "/api/v1/instances").send().await.unwrap()).await;
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error_naming_the_field() {
     let server = TestServer::start(|c| c.server.max_body_bytes = 64 * 1024).await;
     let post =

@@ -85,6 +85,9 @@ pub struct ManagerConfig {
     pub port_range: RangeInclusive<u16>,
     /// Address backends listen on unless their options say otherwise.
     pub backend_host: String,
+    /// Most instances defined at once (`None` = no limit); a create beyond it fails with
+    /// [`ManagerError::InstanceLimit`](super::ManagerError::InstanceLimit).
+    pub max_instances: Option<usize>,
     /// Most instances running at once (`None` = no limit).
     pub max_running_instances: Option<usize>,
     /// Most instances running at once per group.
@@ -124,6 +127,7 @@ impl Default for ManagerConfig {
         Self {
             port_range: 8000..=9000,
             backend_host: "127.0.0.1".into(),
+            max_instances: None,
             max_running_instances: None,
             group_limits: BTreeMap::new(),
             enable_lru_eviction: true,

@@ -41,6 +41,12 @@ pub enum ManagerError {
     /// An instance with this name exists.
     #[error("instance {0} already exists")]
     AlreadyExists(String),
+    /// `max_instances` instances exist already (or are being created).
+    #[error("max_instances ({max}) reached")]
+    InstanceLimit {
+        /// The limit.
+        max: usize,
+    },
     /// The options are invalid; the error names the field.
     #[error(transparent)]
     InvalidOptions(#[from] OptionsError),

@@ -265,7 +265,7 @@ impl Manager {
     }
 
     /// Creates a stopped instance after validating its options (errors name the field) and its
-    /// pinned port (not pinned by another instance).
+    /// pinned port (not pinned by another instance), within `max_instances`.
     ///
     /// Concurrent creates of different names are written together (they share one commit).
     /// Runs in a task of its own, so a caller that goes away half-way (an HTTP client hanging
@@ -287,9 +287,18 @@ impl Manager {
         {
             let _definitions = self.shared.definitions.lock().await;
             let mut creating = self.shared.creating.lock().unwrap_or_else(|p| p.into_inner());
-            if self.read_handles().contains_key(name.as_str()) || creating.contains(&name) {
+            let handles = self.read_handles();
+            if handles.contains_key(name.as_str()) || creating.contains(&name) {
                 return Err(ManagerError::AlreadyExists(name.to_string()));
             }
+            // Counted under the lock with the creates under way: concurrent creates at the
+            // limit cannot all pass.
+            if let Some(max) = ctx.config.max_instances
+                && handles.len() + creating.len() >= max
+            {
+                return Err(ManagerError::InstanceLimit { max });
+            }
+            drop(handles);
             if let Some(port) = pinned {
                 ctx.ports.pin(name.as_str(), port)?;
             }

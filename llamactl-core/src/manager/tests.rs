@@ -198,3 +198,23 @@ async fn a_stopped_instance_holds_no_task_and_wakes_on_a_command() {
     manager.delete("a").await.unwrap();
     assert!(matches!(handle.ask(|reply| Command::Delete { reply }).await, Err(ManagerError::NotFound(_))));
 }
+
+#[tokio::test]
+async fn concurrent_creates_at_max_instances_cannot_all_pass() {
+    let db = Arc::new(SqliteDatabase::open_in_memory().await.unwrap());
+    let manager = Manager::open(ManagerConfig { max_instances: Some(5), ..fast_config() }, db).await.unwrap();
+    manager.create(name("first"), shell("true")).await.unwrap();
+    let creates = (0..20).map(|i| manager.create(name(&format!("c{i}")), shell("true")));
+    let results = futures::future::join_all(creates).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 4, "one existed, four more fit under the limit of five");
+    for error in results.into_iter().filter_map(Result::err) {
+        assert!(matches!(error, ManagerError::InstanceLimit { max: 5 }), "{error}");
+        assert_eq!(error.to_string(), "max_instances (5) reached");
+    }
+    assert_eq!(manager.len(), 5);
+    // A delete makes room again.
+    manager.delete("first").await.unwrap();
+    manager.create(name("again"), shell("true")).await.unwrap();
+    assert_eq!(manager.len(), 5);
+}

@@ -95,6 +95,7 @@ impl From<ManagerError> for ApiError {
         match error {
             ManagerError::NotFound(_) => Self::not_found(details),
             ManagerError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, "conflict", details),
+            ManagerError::InstanceLimit { .. } => Self::new(StatusCode::CONFLICT, "max_instances", details),
             ManagerError::InvalidOptions(_) => Self::bad_request("invalid_options", details),
             ManagerError::Port(PortError::Conflict { .. }) => Self::new(StatusCode::CONFLICT, "port_conflict", details),
             ManagerError::Port(PortError::InUse { .. }) => Self::new(StatusCode::CONFLICT, "port_in_use", details),
@@ -135,6 +136,7 @@ mod tests {
         let cases = [
             (ManagerError::NotFound("x".into()), StatusCode::NOT_FOUND),
             (ManagerError::AlreadyExists("x".into()), StatusCode::CONFLICT),
+            (ManagerError::InstanceLimit { max: 3 }, StatusCode::CONFLICT),
             (ManagerError::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE),
         ];
         for (error, status) in cases {

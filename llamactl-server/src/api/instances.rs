@@ -163,10 +163,6 @@ pub async fn create(
     check_json_content_type(&headers)?;
     let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
-    let max = state.config.instances.max_instances;
-    if max >= 0 && state.manager.len() >= usize::try_from(max).unwrap_or(usize::MAX) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "max_instances", format!("max_instances ({max}) reached")));
-    }
     let info = state.manager.create(name, options).await?;
     Ok((StatusCode::CREATED, Json((&info).into())))
 }

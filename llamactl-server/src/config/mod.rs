@@ -351,6 +351,7 @@ impl Config {
         };
         ManagerConfig {
             port_range: i.port_range[0]..=i.port_range[1],
+            max_instances: usize::try_from(i.max_instances).ok(),
             max_running_instances: usize::try_from(i.max_running_instances).ok(),
             group_limits: i.group_limits.clone(),
             enable_lru_eviction: i.enable_lru_eviction,
