@@ -81,6 +81,38 @@ async fn concurrent_creates_over_the_api_stop_at_max_instances() {
 }
 
 #[tokio::test]
+async fn a_listing_of_many_pages_is_one_json_array_in_name_order() {
+    let server = TestServer::start(|_| {}).await;
+    let list = || async {
+        let response = server.manage(Method::GET, "/api/v1/instances").send().await.unwrap();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let text = response.text().await.unwrap();
+        let names: Vec<String> = serde_json::from_str::<Vec<Value>>(&text)
+            .unwrap_or_else(|e| panic!("not a JSON array ({e}): {text}"))
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect();
+        names
+    };
+    assert!(list().await.is_empty());
+    // The body is written 128 instances at a time: exactly two pages, then one more.
+    let create = |i: usize| {
+        let server = &server;
+        async move {
+            let path = format!("/api/v1/instances/p{i:03}");
+            let response = server.manage(Method::POST, &path).json(&backend(&[])).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+        }
+    };
+    futures::future::join_all((0..256).map(create)).await;
+    let names = list().await;
+    assert_eq!(names, (0..256).map(|i| format!("p{i:03}")).collect::<Vec<_>>());
+    create(256).await;
+    let names = list().await;
+    assert_eq!((names.len(), names.last().map(String::as_str)), (257, Some("p256")));
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error_naming_the_field() {
     let server = TestServer::start(|c| c.server.max_body_bytes = 64 * 1024).await;
     let post =

@@ -691,6 +691,47 @@ impl Manager {
             .collect()
     }
 
+    /// [`map_instances`](Self::map_instances) for one page: at most `limit` instances whose
+    /// names come after `after` (from the first with `None`), in name order. A caller can walk
+    /// thousands of instances page by page, holding one page at a time.
+    ///
+    /// ```
+    /// # async fn f(manager: llamactl_core::Manager) {
+    /// let mut after: Option<String> = None;
+    /// let mut seen = 0;
+    /// loop {
+    ///     let page = manager.map_instances_after(after.as_deref(), 100, |view| view.name.to_string());
+    ///     let Some(last) = page.last() else { break };
+    ///     after = Some(last.clone());
+    ///     seen += page.len();
+    /// }
+    /// assert_eq!(seen, manager.len());
+    /// # }
+    /// ```
+    pub fn map_instances_after<T>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        mut f: impl FnMut(InstanceView<'_>) -> T,
+    ) -> Vec<T> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let handles: Vec<Arc<Handle>> = self
+            .read_handles()
+            .range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, h)| h.clone())
+            .collect();
+        let (now, wall) = (Instant::now(), Utc::now());
+        handles
+            .iter()
+            .map(|handle| {
+                let state = handle.state.borrow();
+                f(view_of(handle, &state, now, wall))
+            })
+            .collect()
+    }
+
     fn info_of(&self, handle: &Handle) -> InstanceInfo {
         view_of(handle, &handle.state.borrow(), Instant::now(), Utc::now()).to_info()
     }
