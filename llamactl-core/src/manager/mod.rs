@@ -679,16 +679,8 @@ impl Manager {
     ///     .collect();
     /// # let _ = running; }
     /// ```
-    pub fn map_instances<T>(&self, mut f: impl FnMut(InstanceView<'_>) -> T) -> Vec<T> {
-        let handles: Vec<Arc<Handle>> = self.read_handles().values().cloned().collect();
-        let (now, wall) = (Instant::now(), Utc::now());
-        handles
-            .iter()
-            .map(|handle| {
-                let state = handle.state.borrow();
-                f(view_of(handle, &state, now, wall))
-            })
-            .collect()
+    pub fn map_instances<T>(&self, f: impl FnMut(InstanceView<'_>) -> T) -> Vec<T> {
+        self.map_instances_after(None, usize::MAX, f)
     }
 
     /// [`map_instances`](Self::map_instances) for one page: at most `limit` instances whose
@@ -716,6 +708,7 @@ impl Manager {
     ) -> Vec<T> {
         use std::ops::Bound;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        // The handles are copied out first: `f` runs without the map's lock.
         let handles: Vec<Arc<Handle>> = self
             .read_handles()
             .range::<str, _>((start, Bound::Unbounded))
