@@ -218,3 +218,23 @@ async fn concurrent_creates_at_max_instances_cannot_all_pass() {
     manager.create(name("again"), shell("true")).await.unwrap();
     assert_eq!(manager.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_racing_the_actors_retirement_are_all_answered() {
+    let manager = manager().await;
+    manager.create(name("a"), shell("sleep 30")).await.unwrap();
+    // Every stop of a stopped instance wakes an actor that retires right after answering: the
+    // posts of the other tasks keep landing while it decides to retire.
+    let loops = (0..8).map(|_| {
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            for _ in 0..300 {
+                manager.stop("a").await.unwrap();
+            }
+        })
+    });
+    for result in futures::future::join_all(loops).await {
+        result.unwrap();
+    }
+    assert_eq!(manager.get("a").unwrap().status(), InstanceStatus::Stopped);
+}
