@@ -276,19 +276,23 @@ async fn set_legacy_status(tx: &mut SqliteConnection, name: &str, status: Instan
     id.ok_or_else(|| DbError::NotFound(name.to_owned()))
 }
 
-async fn create_instance(
+/// Inserts a new instance (refused as [`DbError::AlreadyExists`] if the name is taken) with its
+/// runtime row; returns its id.
+async fn insert_new(
     tx: &mut SqliteConnection,
-    name: InstanceName,
-    json: String,
-) -> Result<StoredInstance, DbError> {
-    let now = now_seconds();
+    name: &InstanceName,
+    created_at: i64,
+    now: i64,
+    json: &str,
+    runtime: &RuntimeRecord,
+) -> Result<i64, DbError> {
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) RETURNING id",
     )
     .bind(name.as_str())
+    .bind(created_at)
     .bind(now)
-    .bind(now)
-    .bind(&json)
+    .bind(json)
     .fetch_one(&mut *tx)
     .await;
     let id = match inserted {
@@ -298,7 +302,17 @@ async fn create_instance(
         }
         Err(e) => return Err(map_err(e)),
     };
-    write_runtime(tx, id, &RuntimeRecord::default()).await?;
+    write_runtime(tx, id, runtime).await?;
+    Ok(id)
+}
+
+async fn create_instance(
+    tx: &mut SqliteConnection,
+    name: InstanceName,
+    json: String,
+) -> Result<StoredInstance, DbError> {
+    let now = now_seconds();
+    insert_new(tx, &name, now, now, &json, &RuntimeRecord::default()).await?;
     fetch_instance(&mut *tx, name.as_str()).await?.ok_or_else(|| DbError::NotFound(name.to_string()))
 }
 
@@ -357,25 +371,9 @@ async fn insert_transition(
 async fn import_all(tx: &mut SqliteConnection, instances: Vec<ImportedInstance>) -> Result<(), DbError> {
     let now = now_seconds();
     for ImportedInstance { name, options, created_at, desired_state } in instances {
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUES (?, 'stopped', ?, ?, ?) \
-             RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(created_at.map_or(now, |t| t.timestamp()))
-        .bind(now)
-        .bind(options_json(&options)?)
-        .fetch_one(&mut *tx)
-        .await;
-        let id = match inserted {
-            Ok(id) => id,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(DbError::AlreadyExists(name.to_string()));
-            }
-            Err(e) => return Err(map_err(e)),
-        };
         let runtime = RuntimeRecord { desired_state, ..RuntimeRecord::default() };
-        write_runtime(tx, id, &runtime).await?;
+        let json = options_json(&options)?;
+        insert_new(tx, &name, created_at.map_or(now, |t| t.timestamp()), now, &json, &runtime).await?;
     }
     Ok(())
 }

@@ -401,15 +401,7 @@ impl Actor {
         // Options stored before validation covered it may give a readiness URL that cannot be
         // built: the probe could never run, so the start fails now instead of at its timeout.
         if let Err(error) = readiness_uri(&options, &listen) {
-            self.logs.push(LogStream::Manager, format!("cannot start: {error}"));
-            let reason = TransitionReason::Refused { error: error.clone() };
-            self.fail(reason.clone(), error.clone()).await;
-            return Err(ManagerError::StartFailed {
-                name: self.name.to_string(),
-                reason,
-                detail: error,
-                retry_after: None,
-            });
+            return Err(self.start_failed(TransitionReason::Refused { error: error.clone() }, error).await);
         }
         let output = self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)));
         let launch = Launch {
@@ -426,16 +418,7 @@ impl Actor {
         };
         let process = match launched {
             Ok(process) => process,
-            Err(LaunchError { reason, message }) => {
-                self.logs.push(LogStream::Manager, format!("cannot start: {message}"));
-                self.fail(reason.clone(), message.clone()).await;
-                return Err(ManagerError::StartFailed {
-                    name: self.name.to_string(),
-                    reason,
-                    detail: message,
-                    retry_after: None,
-                });
-            }
+            Err(LaunchError { reason, message }) => return Err(self.start_failed(reason, message).await),
         };
 
         let (ready, probe) = self.start_probe(&options, &listen);
@@ -456,6 +439,14 @@ impl Actor {
         });
         self.transition(InstanceStatus::Starting, reason).await;
         Ok(())
+    }
+
+    /// A start that could not spawn its backend: logged, recorded as `failed`, and the error
+    /// for the caller.
+    async fn start_failed(&mut self, reason: TransitionReason, message: String) -> ManagerError {
+        self.logs.push(LogStream::Manager, format!("cannot start: {message}"));
+        self.fail(reason.clone(), message.clone()).await;
+        ManagerError::StartFailed { name: self.name.to_string(), reason, detail: message, retry_after: None }
     }
 
     /// Probes the readiness endpoint until it answers; the receiver fires then.
