@@ -126,3 +126,122 @@ async fn authentication_can_be_turned_off_per_side() {
     let body: Value = instances.json().await.unwrap();
     assert_eq!(body["error"]["type"], "authentication_error");
 }
+
+/// The tables of a Go llamactl v0.20 database: its `key_permissions` has no rights columns.
+const GO_V0_20_SCHEMA: &str = r#"
+CREATE TABLE schema_migrations (version uint64, dirty bool);
+INSERT INTO schema_migrations VALUES (1, 0);
+CREATE TABLE instances (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK(status IN ('stopped', 'running', 'failed', 'restarting', 'shutting_down')) DEFAULT 'stopped',
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, options_json TEXT NOT NULL, owner_user_id TEXT NULL);
+CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, key_hash TEXT NOT NULL, name TEXT NOT NULL,
+    user_id TEXT NOT NULL, permission_mode TEXT NOT NULL DEFAULT 'per_instance', expires_at INTEGER NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_used_at INTEGER NULL);
+CREATE TABLE key_permissions (key_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,
+    PRIMARY KEY (key_id, instance_id),
+    FOREIGN KEY (key_id) REFERENCES api_keys (id) ON DELETE CASCADE,
+    FOREIGN KEY (instance_id) REFERENCES instances (id) ON DELETE CASCADE);
+"#;
+
+/// What later Go versions add.
+const GO_LATER_COLUMNS: &str = "ALTER TABLE key_permissions ADD COLUMN can_start INTEGER NOT NULL DEFAULT 1; \
+    ALTER TABLE key_permissions ADD COLUMN can_evict INTEGER NOT NULL DEFAULT 1;";
+
+/// A data folder holding a Go llamactl database: instances `mine` and `theirs` (on-demand test
+/// backends) and a per-instance key for `mine`, stored as the Go llamactl stores it (Argon2id).
+async fn go_data_folder(later_columns: bool) -> (tempfile::TempDir, String) {
+    use argon2::password_hash::PasswordHasher;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = keys::generate().secret;
+    // Small Argon2 parameters keep the test fast; the PHC string carries them.
+    let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let phc = hasher.hash_password(secret.as_bytes()).unwrap().to_string();
+    let options = json!({"backend_type": "custom", "on_demand_start": true,
+        "backend_options": {"command": test_backend(), "args": ["--host", "{host}", "--port", "{port}"]}})
+    .to_string();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("llamactl.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(GO_V0_20_SCHEMA).execute(&mut conn).await.unwrap();
+    if later_columns {
+        sqlx::raw_sql(GO_LATER_COLUMNS).execute(&mut conn).await.unwrap();
+    }
+    for name in ["mine", "theirs"] {
+        sqlx::query("INSERT INTO instances (name, created_at, updated_at, options_json) VALUES (?, 1, 1, ?)")
+            .bind(name)
+            .bind(&options)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO api_keys (key_hash, name, user_id, permission_mode, created_at, updated_at) VALUES (?, 'go', 'system', 'per_instance', 1, 1)")
+        .bind(&phc)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO key_permissions (key_id, instance_id) VALUES (1, 1)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    (dir, secret)
+}
+
+#[tokio::test]
+async fn per_instance_keys_of_go_v0_20_and_later_databases_work() {
+    for later_columns in [false, true] {
+        let schema = if later_columns { "later Go" } else { "Go v0.20" };
+        let (dir, secret) = go_data_folder(later_columns).await;
+        let server = TestServer::start_in(dir, |_| {}).await;
+        let chat = |model: &'static str| {
+            http()
+                .post(format!("{}/v1/chat/completions", server.base))
+                .bearer_auth(&secret)
+                .timeout(Duration::from_secs(60))
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+        };
+        let mine = chat("mine").await.unwrap();
+        let status = mine.status().as_u16();
+        assert_eq!(
+            status,
+            200,
+            "{schema}: the key may use its instance (and start it): {}",
+            mine.text().await.unwrap()
+        );
+        let theirs = chat("theirs").await.unwrap();
+        assert_eq!(theirs.status().as_u16(), 403, "{schema}: not another instance");
+
+        // The key's rights as the management API shows them, and a key created there now.
+        let keys: Value = server.manage(Method::GET, "/api/v1/auth/keys").send().await.unwrap().json().await.unwrap();
+        let id = keys[0]["id"].as_i64().unwrap();
+        let rights: Value = server
+            .manage(Method::GET, &format!("/api/v1/auth/keys/{id}/permissions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rights[0]["instance_name"], "mine", "{schema}: {rights}");
+        assert_eq!((&rights[0]["can_infer"], &rights[0]["can_start"]), (&json!(true), &json!(true)), "{schema}");
+        let created = server
+            .manage(Method::POST, "/api/v1/auth/keys")
+            .json(&json!({"name": "new", "permission_mode": "per_instance",
+                "instance_permissions": [{"instance_name": "theirs", "can_infer": true, "can_start": false}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201, "{schema}");
+        let created: Value = created.json().await.unwrap();
+        let rights: Value = server
+            .manage(Method::GET, &format!("/api/v1/auth/keys/{}/permissions", created["id"]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rights[0]["instance_name"], "theirs", "{schema}: {rights}");
+        assert_eq!((&rights[0]["can_infer"], &rights[0]["can_start"]), (&json!(true), &json!(false)), "{schema}");
+        server.stop().await;
+    }
+}

@@ -21,6 +21,7 @@ use sqlx::{Row, SqliteConnection};
 mod api_keys;
 mod group_commit;
 
+use api_keys::PermissionColumns;
 use group_commit::Writer;
 
 use super::{
@@ -52,6 +53,8 @@ pub struct SqliteDatabase {
     writer: Writer,
     reader: SqlitePool,
     path: Option<PathBuf>,
+    /// The shape of `key_permissions` in this file (the Go llamactl's versions differ).
+    permission_columns: PermissionColumns,
 }
 
 fn open_error(path: &str, source: impl std::error::Error + Send + Sync + 'static) -> DbError {
@@ -85,7 +88,8 @@ impl SqliteDatabase {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| open_error(&shown, e))?;
-        Ok(Self { writer: Writer::start(writer.clone()), pool: writer, reader, path: Some(path) })
+        let permission_columns = PermissionColumns::read(&writer).await.map_err(|e| open_error(&shown, e))?;
+        Ok(Self { writer: Writer::start(writer.clone()), pool: writer, reader, path: Some(path), permission_columns })
     }
 
     /// A private in-memory database (for tests and benchmarks; nothing is persisted).
@@ -103,7 +107,14 @@ impl SqliteDatabase {
             .await
             .map_err(|e| open_error(":memory:", e))?;
         MIGRATOR.run(&pool).await.map_err(|e| open_error(":memory:", e))?;
-        Ok(Self { writer: Writer::start(pool.clone()), pool: pool.clone(), reader: pool, path: None })
+        let permission_columns = PermissionColumns::read(&pool).await.map_err(|e| open_error(":memory:", e))?;
+        Ok(Self {
+            writer: Writer::start(pool.clone()),
+            pool: pool.clone(),
+            reader: pool,
+            path: None,
+            permission_columns,
+        })
     }
 
     /// The database file, `None` in memory.
@@ -482,25 +493,25 @@ impl Database for SqliteDatabase {
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError> {
-        let key = key.clone();
-        let id = self.writer.write(move |tx| async move { api_keys::create(tx, &key).await }.boxed()).await?;
-        api_keys::get(&self.reader, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
+        let (key, columns) = (key.clone(), self.permission_columns);
+        let id = self.writer.write(move |tx| async move { api_keys::create(tx, columns, &key).await }.boxed()).await?;
+        api_keys::get(&self.reader, columns, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
-        api_keys::list(&self.reader).await
+        api_keys::list(&self.reader, self.permission_columns).await
     }
 
     async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError> {
-        api_keys::get(&self.reader, id).await
+        api_keys::get(&self.reader, self.permission_columns, id).await
     }
 
     async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError> {
-        api_keys::find(&self.reader, lookup_id).await
+        api_keys::find(&self.reader, self.permission_columns, lookup_id).await
     }
 
     async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
-        api_keys::legacy(&self.reader).await
+        api_keys::legacy(&self.reader, self.permission_columns).await
     }
 
     async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqliteExecutor};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqliteExecutor};
 
 use super::map_err;
 use crate::db::{ApiKeyRecord, DbError, InstanceRights, NewApiKey, PermissionMode};
@@ -45,37 +45,126 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, DbError> {
     })
 }
 
-/// Loads the rights of `keys` (one query) and attaches them.
+/// The columns of `key_permissions` that differ between the schemas that create it.
+///
+/// The table belongs to whoever made the database first, and its structure is never altered:
+/// - the Go llamactl v0.20: `(key_id, instance_id)` only; a row means the key may use the
+///   instance: infer, and start and evict it (later Go versions give such rows 1 for both);
+/// - later Go versions: `can_start` and `can_evict` added (`NOT NULL DEFAULT 1`); a row
+///   still means the key may infer;
+/// - llamactl on a new database: `can_infer`; start and evict live in `key_instance_rights`.
+///
+/// llamactl always writes its own keys' rights to `key_instance_rights` as well, and those win
+/// over `key_permissions` for start and evict: so a right a Go table cannot hold (start without
+/// infer) is kept, and a Go key (which has no such row) reads as the Go llamactl reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PermissionColumns {
+    can_infer: bool,
+    can_start: bool,
+    can_evict: bool,
+}
+
+impl PermissionColumns {
+    /// Reads which columns the table in this database has.
+    pub(super) async fn read(executor: impl SqliteExecutor<'_>) -> Result<Self, DbError> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('key_permissions')")
+            .fetch_all(executor)
+            .await
+            .map_err(map_err)?;
+        let has = |column: &str| names.iter().any(|n| n.eq_ignore_ascii_case(column));
+        Ok(Self { can_infer: has("can_infer"), can_start: has("can_start"), can_evict: has("can_evict") })
+    }
+
+    /// The `SELECT` of `(key_id, name, can_infer, can_start, can_evict)` from `key_permissions`
+    /// in this schema, joined with the instance's name, each right 0 or 1.
+    fn select(self) -> QueryBuilder<Sqlite> {
+        // A missing column means what the row means in its schema (see the type's docs).
+        let implied = if self.can_infer { "0" } else { "1" };
+        let mut query = QueryBuilder::new("SELECT p.key_id, i.name, ");
+        query.push(if self.can_infer { "(p.can_infer != 0)" } else { "1" }).push(" AS can_infer, ");
+        query.push(if self.can_start { "(p.can_start != 0)" } else { implied }).push(" AS can_start, ");
+        query.push(if self.can_evict { "(p.can_evict != 0)" } else { implied }).push(" AS can_evict ");
+        query.push("FROM key_permissions p JOIN instances i ON i.id = p.instance_id WHERE ?1 IS NULL OR p.key_id = ?1");
+        query
+    }
+
+    /// The `INSERT` of one key's rights on one instance into `key_permissions` in this schema,
+    /// or `None` where a row would say more than the rights (a Go table's row means "may
+    /// infer", so a key that may not gets no row there).
+    fn insert(self, key_id: i64, instance_id: i64, rights: &InstanceRights) -> Option<QueryBuilder<Sqlite>> {
+        if !self.can_infer && !rights.can_infer {
+            return None;
+        }
+        let mut query = QueryBuilder::new("INSERT INTO key_permissions (key_id, instance_id");
+        let present = [
+            (self.can_infer, ", can_infer", rights.can_infer),
+            (self.can_start, ", can_start", rights.can_start),
+            (self.can_evict, ", can_evict", rights.can_evict),
+        ];
+        for (_, column, _) in present.iter().filter(|(has, ..)| *has) {
+            query.push(*column);
+        }
+        query.push(") VALUES (").push_bind(key_id).push(", ").push_bind(instance_id);
+        for (.., value) in present.iter().filter(|(has, ..)| *has) {
+            query.push(", ").push_bind(*value);
+        }
+        query.push(")");
+        Some(query)
+    }
+}
+
+/// One key's rights on one instance, from the rows of both tables.
+#[derive(Debug, Default)]
+struct RightsRows {
+    /// `(can_infer, can_start, can_evict)` of the `key_permissions` row.
+    permissions: Option<(bool, bool, bool)>,
+    /// `(can_start, can_evict)` of the `key_instance_rights` row.
+    llamactl: Option<(bool, bool)>,
+}
+
+impl RightsRows {
+    /// The rights these rows give: infer from `key_permissions`, start and evict from
+    /// llamactl's own row where there is one, else from `key_permissions`.
+    fn rights(&self, instance: String) -> InstanceRights {
+        let (can_infer, go_start, go_evict) = self.permissions.unwrap_or_default();
+        let (can_start, can_evict) = self.llamactl.unwrap_or((go_start, go_evict));
+        InstanceRights { instance, can_infer, can_start, can_evict }
+    }
+}
+
+/// Loads the rights of `keys` (of one key, or of every key for listings) and attaches them.
 async fn with_rights(
-    executor: impl SqliteExecutor<'_>,
+    executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
     mut keys: Vec<ApiKeyRecord>,
 ) -> Result<Vec<ApiKeyRecord>, DbError> {
     if keys.is_empty() {
         return Ok(keys);
     }
-    // Rights of one key, or of every key (listings): one query either way.
     let single = (keys.len() == 1).then(|| keys[0].id);
-    let rows = sqlx::query(
-        "SELECT r.key_id, i.name, MAX(r.can_infer) AS can_infer, MAX(r.can_start) AS can_start, MAX(r.can_evict) AS can_evict \
-         FROM (SELECT key_id, instance_id, can_infer, 0 AS can_start, 0 AS can_evict FROM key_permissions \
-               UNION ALL SELECT key_id, instance_id, 0, can_start, can_evict FROM key_instance_rights) r \
-         JOIN instances i ON i.id = r.instance_id \
-         WHERE ?1 IS NULL OR r.key_id = ?1 \
-         GROUP BY r.key_id, r.instance_id ORDER BY i.name",
+    let flag = |row: &SqliteRow, column: &str| row.try_get::<i64, _>(column).map(|v| v != 0);
+    let mut rows: BTreeMap<(i64, String), RightsRows> = BTreeMap::new();
+    let mut select = columns.select();
+    for row in select.build().bind(single).fetch_all(executor).await.map_err(map_err)? {
+        let entry = rows.entry((row.try_get("key_id")?, row.try_get("name")?)).or_default();
+        entry.permissions = Some((flag(&row, "can_infer")?, flag(&row, "can_start")?, flag(&row, "can_evict")?));
+    }
+    let own = sqlx::query(
+        "SELECT r.key_id, i.name, r.can_start, r.can_evict FROM key_instance_rights r \
+         JOIN instances i ON i.id = r.instance_id WHERE ?1 IS NULL OR r.key_id = ?1",
     )
     .bind(single)
     .fetch_all(executor)
     .await
     .map_err(map_err)?;
+    for row in own {
+        let entry = rows.entry((row.try_get("key_id")?, row.try_get("name")?)).or_default();
+        entry.llamactl = Some((flag(&row, "can_start")?, flag(&row, "can_evict")?));
+    }
+    // In (key, name) order: each key's rights come out sorted by instance name.
     let mut by_key: BTreeMap<i64, Vec<InstanceRights>> = BTreeMap::new();
-    for row in &rows {
-        let flag = |column: &str| row.try_get::<i64, _>(column).map(|v| v != 0);
-        by_key.entry(row.try_get("key_id")?).or_default().push(InstanceRights {
-            instance: row.try_get("name")?,
-            can_infer: flag("can_infer")?,
-            can_start: flag("can_start")?,
-            can_evict: flag("can_evict")?,
-        });
+    for ((key, name), found) in rows {
+        by_key.entry(key).or_default().push(found.rights(name));
     }
     for key in &mut keys {
         key.rights = by_key.remove(&key.id).unwrap_or_default();
@@ -83,7 +172,11 @@ async fn with_rights(
     Ok(keys)
 }
 
-pub(super) async fn create(tx: &mut SqliteConnection, key: &NewApiKey) -> Result<i64, DbError> {
+pub(super) async fn create(
+    tx: &mut SqliteConnection,
+    columns: PermissionColumns,
+    key: &NewApiKey,
+) -> Result<i64, DbError> {
     let now = Utc::now().timestamp();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_keys (key_hash, name, user_id, permission_mode, expires_at, created_at, updated_at) \
@@ -107,13 +200,9 @@ pub(super) async fn create(tx: &mut SqliteConnection, key: &NewApiKey) -> Result
             .await
             .map_err(map_err)?;
         let instance = instance.ok_or_else(|| DbError::NotFound(rights.instance.clone()))?;
-        sqlx::query("INSERT INTO key_permissions (key_id, instance_id, can_infer) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(instance)
-            .bind(rights.can_infer)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        if let Some(mut insert) = columns.insert(id, instance, rights) {
+            insert.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
         sqlx::query("INSERT INTO key_instance_rights (key_id, instance_id, can_start, can_evict) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(instance)
@@ -145,19 +234,27 @@ pub(super) async fn set_token(
     Ok(())
 }
 
-pub(super) async fn list(executor: impl SqliteExecutor<'_> + Copy) -> Result<Vec<ApiKeyRecord>, DbError> {
+pub(super) async fn list(
+    executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
+) -> Result<Vec<ApiKeyRecord>, DbError> {
     let rows = sqlx::query(select_keys!("ORDER BY k.id")).fetch_all(executor).await.map_err(map_err)?;
     let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?;
-    with_rights(executor, keys).await
+    with_rights(executor, columns, keys).await
 }
 
-pub(super) async fn get(executor: impl SqliteExecutor<'_> + Copy, id: i64) -> Result<Option<ApiKeyRecord>, DbError> {
+pub(super) async fn get(
+    executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
+    id: i64,
+) -> Result<Option<ApiKeyRecord>, DbError> {
     let row = sqlx::query(select_keys!("WHERE k.id = ?")).bind(id).fetch_optional(executor).await.map_err(map_err)?;
-    one(executor, row).await
+    one(executor, columns, row).await
 }
 
 pub(super) async fn find(
     executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
     lookup_id: &str,
 ) -> Result<Option<ApiKeyRecord>, DbError> {
     let row = sqlx::query(select_keys!("WHERE t.lookup_id = ?"))
@@ -165,21 +262,28 @@ pub(super) async fn find(
         .fetch_optional(executor)
         .await
         .map_err(map_err)?;
-    one(executor, row).await
+    one(executor, columns, row).await
 }
 
-async fn one(executor: impl SqliteExecutor<'_>, row: Option<SqliteRow>) -> Result<Option<ApiKeyRecord>, DbError> {
+async fn one(
+    executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
+    row: Option<SqliteRow>,
+) -> Result<Option<ApiKeyRecord>, DbError> {
     match row {
-        Some(row) => Ok(with_rights(executor, vec![key_from_row(&row)?]).await?.pop()),
+        Some(row) => Ok(with_rights(executor, columns, vec![key_from_row(&row)?]).await?.pop()),
         None => Ok(None),
     }
 }
 
-pub(super) async fn legacy(executor: impl SqliteExecutor<'_> + Copy) -> Result<Vec<ApiKeyRecord>, DbError> {
+pub(super) async fn legacy(
+    executor: impl SqliteExecutor<'_> + Copy,
+    columns: PermissionColumns,
+) -> Result<Vec<ApiKeyRecord>, DbError> {
     let rows = sqlx::query(select_keys!("WHERE t.api_key_id IS NULL ORDER BY k.id"))
         .fetch_all(executor)
         .await
         .map_err(map_err)?;
     let keys = rows.iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?;
-    with_rights(executor, keys).await
+    with_rights(executor, columns, keys).await
 }

@@ -200,7 +200,8 @@ async fn closed_database_says_so() {
     assert!(matches!(db.ping().await, Err(DbError::Closed)));
 }
 
-/// The schema the Go llamactl creates (instances, api_keys, key_permissions), with rows in it.
+/// The schema the Go llamactl v0.20 creates (instances, api_keys, key_permissions), with rows in
+/// it. Its `key_permissions` has no rights columns: a row means the key may use the instance.
 const GO_SCHEMA: &str = r#"
 CREATE TABLE schema_migrations (version uint64, dirty bool);
 INSERT INTO schema_migrations VALUES (1, 0);
@@ -218,7 +219,7 @@ CREATE INDEX idx_instances_status ON instances(status);
 CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, key_hash TEXT NOT NULL, name TEXT NOT NULL,
     user_id TEXT NOT NULL, permission_mode TEXT NOT NULL DEFAULT 'per_instance', expires_at INTEGER NULL,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_used_at INTEGER NULL);
-CREATE TABLE key_permissions (key_id INTEGER NOT NULL, instance_id INTEGER NOT NULL, can_infer INTEGER NOT NULL DEFAULT 0,
+CREATE TABLE key_permissions (key_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,
     PRIMARY KEY (key_id, instance_id),
     FOREIGN KEY (key_id) REFERENCES api_keys (id) ON DELETE CASCADE,
     FOREIGN KEY (instance_id) REFERENCES instances (id) ON DELETE CASCADE);
@@ -229,8 +230,105 @@ INSERT INTO instances (name, status, created_at, updated_at, options_json) VALUE
    '{"backend_type":"vllm","backend_options":{"model":"Qwen/Qwen2-0.5B","tensor_parallel_size":1,"port":8002},"nodes":["main"]}');
 INSERT INTO api_keys (key_hash, name, user_id, permission_mode, created_at, updated_at)
   VALUES ('$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA', 'k', 'u', 'per_instance', 1, 1);
-INSERT INTO key_permissions VALUES (1, 1, 1);
+INSERT INTO key_permissions VALUES (1, 1);
 "#;
+
+/// What later Go versions add to the v0.20 schema: rights columns on `key_permissions`.
+const GO_LATER_COLUMNS: &str = r#"
+ALTER TABLE key_permissions ADD COLUMN can_start INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE key_permissions ADD COLUMN can_evict INTEGER NOT NULL DEFAULT 1;
+INSERT INTO schema_migrations VALUES (2, 0);
+INSERT INTO api_keys (key_hash, name, user_id, permission_mode, created_at, updated_at)
+  VALUES ('$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaB', 'k2', 'u', 'per_instance', 1, 1);
+INSERT INTO key_permissions (key_id, instance_id, can_start, can_evict) VALUES (2, 1, 0, 1), (2, 2, 1, 0);
+"#;
+
+/// A database file made by running `sql` as the Go llamactl would have.
+async fn go_database(dir: &tempfile::TempDir, sql: &[&str]) -> std::path::PathBuf {
+    let path = dir.path().join("llamactl.db");
+    let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    for part in sql {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*part)).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    path
+}
+
+/// The structure of a table, to show it unaltered.
+async fn table_sql(db: &SqliteDatabase, table: &str) -> String {
+    sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?")
+        .bind(table)
+        .fetch_one(&db.reader)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn go_v0_20_key_permissions_give_full_use_of_their_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = go_database(&dir, &[GO_SCHEMA]).await;
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    let before = table_sql(&db, "key_permissions").await;
+    let keys = db.legacy_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].rights, [rights("llama", true, true, true)], "a row means the key may use it");
+    assert_eq!(db.get_api_key(keys[0].id).await.unwrap().unwrap().rights, keys[0].rights);
+
+    // A key made here: rights the Go table can hold go there too, the rest beside it.
+    let key = db
+        .create_api_key(&new_key("new", vec![rights("llama", true, false, true), rights("vllm", false, true, false)]))
+        .await
+        .unwrap();
+    assert_eq!(key.rights, [rights("llama", true, false, true), rights("vllm", false, true, false)]);
+    assert_eq!(db.find_api_key("new").await.unwrap().unwrap().rights, key.rights);
+    let go_rows: Vec<(i64,)> = sqlx::query_as("SELECT instance_id FROM key_permissions WHERE key_id = ?")
+        .bind(key.id)
+        .fetch_all(&db.reader)
+        .await
+        .unwrap();
+    assert_eq!(go_rows, [(1,)], "the Go llamactl sees the key may use llama, and nothing of vllm");
+    let listed = db.list_api_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].rights, [rights("llama", true, true, true)]);
+    assert_eq!(table_sql(&db, "key_permissions").await, before, "the Go table is never altered");
+
+    // Rights go with their instance, in both tables.
+    db.delete("llama").await.unwrap();
+    assert_eq!(db.get_api_key(key.id).await.unwrap().unwrap().rights, [rights("vllm", false, true, false)]);
+    assert!(db.legacy_api_keys().await.unwrap()[0].rights.is_empty());
+}
+
+#[tokio::test]
+async fn later_go_key_permissions_are_read_from_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = go_database(&dir, &[GO_SCHEMA, GO_LATER_COLUMNS]).await;
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    let before = table_sql(&db, "key_permissions").await;
+    let keys = db.legacy_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].rights, [rights("llama", true, true, true)], "the ALTER's default for old rows");
+    assert_eq!(keys[1].rights, [rights("llama", true, false, true), rights("vllm", true, true, false)]);
+
+    let key = db
+        .create_api_key(&new_key("new", vec![rights("llama", true, true, false), rights("vllm", false, false, true)]))
+        .await
+        .unwrap();
+    assert_eq!(key.rights, [rights("llama", true, true, false), rights("vllm", false, false, true)]);
+    let go_rows: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT instance_id, can_start, can_evict FROM key_permissions WHERE key_id = ?")
+            .bind(key.id)
+            .fetch_all(&db.reader)
+            .await
+            .unwrap();
+    assert_eq!(go_rows, [(1, 1, 0)], "the Go llamactl reads the same rights for llama");
+    assert_eq!(table_sql(&db, "key_permissions").await, before);
+    db.close().await;
+
+    // Opened again, the same rights.
+    let db = SqliteDatabase::open(&path).await.unwrap();
+    assert_eq!(db.get_api_key(key.id).await.unwrap().unwrap().rights, key.rights);
+}
 
 #[tokio::test]
 async fn a_go_llamactl_database_opens_and_keeps_its_data() {
@@ -371,7 +469,7 @@ async fn go_llamactl_keys_are_legacy_until_given_a_token() {
     let legacy = db.legacy_api_keys().await.unwrap();
     assert_eq!(legacy.len(), 1);
     assert!(legacy[0].legacy_hash.as_deref().unwrap().starts_with("$argon2id$"));
-    assert_eq!(legacy[0].rights, [rights("llama", true, false, false)], "Go's can_infer carries over");
+    assert_eq!(legacy[0].rights, [rights("llama", true, true, true)], "a Go v0.20 row gives full use");
     db.set_api_key_token(legacy[0].id, "upgraded", &"f".repeat(64)).await.unwrap();
     assert!(db.legacy_api_keys().await.unwrap().is_empty());
     let upgraded = db.find_api_key("upgraded").await.unwrap().unwrap();
