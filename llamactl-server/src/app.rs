@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use llamactl_core::{BackendType, Database, Manager, SqliteDatabase};
+use llamactl_core::{BackendType, Database, DbError, Manager, SqliteDatabase};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -157,17 +157,37 @@ pub struct Assembled {
     pub startup: Startup,
 }
 
-/// Opens the data, imports legacy instance files, starts the manager and builds the routes.
-pub async fn assemble(config: Config, address: SocketAddr) -> anyhow::Result<Assembled> {
+/// Opens the server's database (creating the data folder), which is then this server's alone
+/// until it stops or dies: a second server on the same database is refused here, naming the
+/// first (its pid and, once it listens, its address).
+pub async fn open_database(config: &Config) -> anyhow::Result<Arc<SqliteDatabase>> {
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let database = config.database_path();
-    let db = Arc::new(
-        SqliteDatabase::open(&database)
-            .await
-            .with_context(|| format!("cannot open the database {}", database.display()))?,
-    );
+    match SqliteDatabase::open(&database).await {
+        Ok(db) => Ok(Arc::new(db)),
+        Err(DbError::InUse { path, holder }) => Err(anyhow::anyhow!(
+            "another llamactl-server uses the database {path} ({holder}); stop it first, or give this one \
+             its own data folder (data_dir, LLAMACTL_DATA_DIRECTORY) or database (database.path, LLAMACTL_DATABASE_PATH)"
+        )),
+        Err(error) => Err(error).with_context(|| format!("cannot open the database {}", database.display())),
+    }
+}
+
+/// Opens the data, imports legacy instance files, starts the manager and builds the routes.
+pub async fn assemble(config: Config, address: SocketAddr) -> anyhow::Result<Assembled> {
+    let db = open_database(&config).await?;
+    assemble_with(config, db, address).await
+}
+
+/// [`assemble`] on a database already opened with [`open_database`].
+pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: SocketAddr) -> anyhow::Result<Assembled> {
+    let data_dir = config.data_dir();
+    let database = config.database_path();
+    // Whoever is refused this database next can tell where this server listens.
+    db.describe_holder(&format!("llamactl-server at http://{address}"))
+        .context("cannot write the database's lock file")?;
     let report = import_legacy_instances(db.as_ref(), &config.instances_dir()).await?;
     let ManagementKeys { keys: management, generated: generated_key } = management_keys(&config, &data_dir)?;
     let manager = Manager::open(config.manager_config(), db.clone()).await.context("cannot start the manager")?;
@@ -237,9 +257,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    run_with(config, db, listener, shutdown).await
+}
+
+/// [`run`] on a database already opened with [`open_database`] (the binary opens it before it
+/// listens, so that a second server is refused for the database, not for the port).
+pub async fn run_with(
+    config: Config,
+    db: Arc<SqliteDatabase>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     let address = listener.local_addr()?;
-    let Assembled { router, state, db, startup } = assemble(config, address).await?;
+    let Assembled { router, state, db, startup } = assemble_with(config, db, address).await?;
     // A closed stdout is no reason to stop serving.
     let _ = std::io::stdout().write_all(startup.to_string().as_bytes());
     let _ = std::io::stdout().flush();

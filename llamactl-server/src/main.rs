@@ -61,11 +61,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     init_tracing(config.server.log_format);
+    // The database first: a second server on the same data is refused naming the first, before
+    // it could fail on the port they would share.
+    let db = llamactl_server::app::open_database(&config).await?;
     let address = (config.server.host.clone(), config.server.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
-    llamactl_server::app::run(config, listener, shutdown_signal()?).await
+    llamactl_server::app::run_with(config, db, listener, shutdown_signal()?).await
 }
 
 #[tokio::main]

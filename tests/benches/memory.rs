@@ -52,7 +52,7 @@ async fn main() {
 
     // Created through the manager, as the API does.
     let db = Arc::new(SqliteDatabase::open(&path).await.unwrap());
-    let manager = Manager::open(config(dir.path()), db).await.unwrap();
+    let manager = Manager::open(config(dir.path()), db.clone()).await.unwrap();
     let (empty, _) = live();
     for i in 0..total {
         let name: InstanceName = format!("bench-{i:05}").parse().unwrap();
@@ -60,7 +60,8 @@ async fn main() {
     }
     let (created, created_blocks) = live();
     manager.shutdown().await;
-    drop(manager);
+    db.close().await; // the file's lock, for the baseline's open below
+    drop((manager, db));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     // The baseline: the rows alone.

@@ -138,6 +138,8 @@ pub struct TestManager {
     pub dir: tempfile::TempDir,
     /// The configuration it was opened with.
     pub config: ManagerConfig,
+    /// Its database (held, with the file's lock, until [`TestManager::shutdown`]).
+    pub db: Arc<SqliteDatabase>,
 }
 
 impl TestManager {
@@ -147,8 +149,15 @@ impl TestManager {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         adjust(&mut config);
-        let manager = open_manager(dir.path(), config.clone()).await;
-        Self { manager, dir, config }
+        let (manager, db) = open_manager_with_db(dir.path(), config.clone()).await;
+        Self { manager, dir, config, db }
+    }
+
+    /// Shuts the manager down and closes its database, as a server does when it stops: the
+    /// next manager may then open the file.
+    pub async fn shutdown(&self) {
+        self.manager.shutdown().await;
+        llamactl_core::Database::close(self.db.as_ref()).await;
     }
 
     /// The database file.
@@ -164,8 +173,13 @@ pub fn db_path(dir: &Path) -> PathBuf {
 
 /// Opens a manager on the database file of `dir`.
 pub async fn open_manager(dir: &Path, config: ManagerConfig) -> Manager {
+    open_manager_with_db(dir, config).await.0
+}
+
+/// Opens a manager on the database file of `dir`, and returns the database too (to close it).
+pub async fn open_manager_with_db(dir: &Path, config: ManagerConfig) -> (Manager, Arc<SqliteDatabase>) {
     let db = Arc::new(SqliteDatabase::open(db_path(dir)).await.unwrap());
-    Manager::open(config, db).await.unwrap()
+    (Manager::open(config, db.clone()).await.unwrap(), db)
 }
 
 /// Logs to the test output when `RUST_LOG` is set.

@@ -109,12 +109,12 @@ async fn the_keep_policy_leaves_backends_running_for_the_next_manager() {
     m.start("loading").await.unwrap();
     let loading = m.get("loading").unwrap().state;
     assert_eq!(loading.runtime.status, InstanceStatus::Starting);
-    m.shutdown().await;
+    t.shutdown().await;
     let (kept_pid, loading_pid) = (kept.runtime.pid.unwrap(), loading.runtime.pid.unwrap());
     assert!(process_alive(kept_pid) && process_alive(loading_pid), "nothing was stopped");
     assert!(port_open(kept.runtime.port.unwrap()));
 
-    let again = open_manager(t.dir.path(), t.config.clone()).await;
+    let (again, again_db) = open_manager_with_db(t.dir.path(), t.config.clone()).await;
     assert_eq!(again.get("kept").unwrap().state.runtime.pid, Some(kept_pid));
     assert_eq!(again.get("kept").unwrap().status(), InstanceStatus::Running);
     // Still loading when taken over: awaited like a start, then running — the same process.
@@ -128,6 +128,7 @@ async fn the_keep_policy_leaves_backends_running_for_the_next_manager() {
     again.stop("kept").await.unwrap();
     assert!(!process_alive(kept_pid), "an adopted backend stops like any other");
     again.shutdown().await;
+    llamactl_core::Database::close(again_db.as_ref()).await;
     assert!(process_alive(loading_pid), "keep, again");
     let last = open_manager(t.dir.path(), ManagerConfigExt::stop_policy(&t.config)).await;
     last.shutdown().await;
@@ -152,7 +153,7 @@ async fn a_backend_that_does_not_answer_is_not_taken_over() {
     m.create("frozen".parse().unwrap(), test_backend_options(&[])).await.unwrap();
     m.start("frozen").await.unwrap();
     let running = wait_status(m, "frozen", InstanceStatus::Running, Duration::from_secs(10)).await;
-    m.shutdown().await;
+    t.shutdown().await;
     let pid = running.runtime.pid.unwrap();
     // Alive, but it answers nothing.
     kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
@@ -172,7 +173,7 @@ async fn a_backend_that_does_not_answer_is_not_taken_over() {
 async fn a_recorded_pid_reused_by_another_process_is_neither_adopted_nor_killed() {
     let t = TestManager::new(|_| {}).await;
     t.manager.create("ghost".parse().unwrap(), test_backend_options(&[])).await.unwrap();
-    t.manager.shutdown().await;
+    t.shutdown().await;
     // An unrelated process holding a recorded pid, with the very command line the instance would
     // run — but not the start time that was recorded.
     let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
@@ -195,7 +196,7 @@ async fn a_recorded_pid_reused_by_another_process_is_neither_adopted_nor_killed(
     let info = m.get("ghost").unwrap();
     assert_eq!(info.status(), InstanceStatus::Stopped);
     assert_eq!(info.last_reason(), Some(&TransitionReason::ManagerRestarted));
-    m.shutdown().await;
+    t.shutdown().await;
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }

@@ -237,7 +237,7 @@ async fn a_killed_manager_s_containers_are_taken_over_and_never_duplicated() {
     let kept = in_container(&image, &["--print-env", "MARK"], json!({"environment": {"MARK": "1"}}));
     test.manager.create("kept".parse().unwrap(), kept.clone()).await.unwrap();
     test.manager.create("changed".parse().unwrap(), kept).await.unwrap();
-    test.manager.shutdown().await;
+    test.shutdown().await;
 
     // A manager in its own process starts the containers, then dies without any cleanup.
     let ports = format!("{}-{}", test.config.port_range.start(), test.config.port_range.end());
@@ -432,7 +432,7 @@ async fn the_rest_api_runs_containers_and_deleting_removes_them() {
 
 /// The manager id of a server's database.
 async fn manager_id_of(server: &llamactl_tests::server::TestServer) -> String {
-    let db = llamactl_core::SqliteDatabase::open(server.dir.path().join("llamactl.db")).await.unwrap();
+    let db = llamactl_core::SqliteDatabase::open_shared(server.dir.path().join("llamactl.db")).await.unwrap();
     use llamactl_core::Database;
     db.manager_id().await.unwrap()
 }

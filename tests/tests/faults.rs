@@ -122,7 +122,7 @@ async fn a_backend_that_never_becomes_ready_times_out_with_the_reason_recorded()
     assert!(detail.contains("log line 2"), "last output attached: {detail}");
 
     // The failure is on disk by the time anyone sees it, for whoever looks later.
-    let db = llamactl_core::SqliteDatabase::open(t.db_path()).await.unwrap();
+    let db = llamactl_core::SqliteDatabase::open_shared(t.db_path()).await.unwrap();
     let stored = db.get("hung").await.unwrap().unwrap();
     assert_eq!(stored.runtime.status, InstanceStatus::Failed);
     assert_eq!(stored.runtime.last_reason, Some(TransitionReason::HealthTimeout { after_ms: 1000 }));

@@ -135,8 +135,8 @@ async fn limits_hold_on_manual_on_demand_and_boot_starts() {
         db.save_runtime("second", &stored.runtime).await.unwrap();
     }
     m.shutdown().await;
-    let TestManager { manager, dir, config } = t;
-    drop(manager);
+    let TestManager { manager, dir, config, db } = t;
+    drop((manager, db));
     let again = open_manager(dir.path(), config).await;
     let running: Vec<String> =
         again.list().into_iter().filter(|i| i.status().holds_slot()).map(|i| i.name.to_string()).collect();

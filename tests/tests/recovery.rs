@@ -23,8 +23,8 @@ async fn a_manager_rebuilt_on_the_same_file_reloads_everything() {
     let before = wait_status(m, "runs", InstanceStatus::Running, Duration::from_secs(10)).await;
     m.shutdown().await;
     assert!(!process_alive(before.runtime.pid.unwrap()), "shutdown stops the backend");
-    let TestManager { manager, dir, config } = t;
-    drop(manager);
+    let TestManager { manager, dir, config, db } = t;
+    drop((manager, db));
 
     let again = open_manager(dir.path(), config).await;
     let names: Vec<String> = again.list().iter().map(|i| i.name.to_string()).collect();
@@ -107,8 +107,9 @@ async fn a_recorded_pid_now_used_by_another_process_is_never_killed() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     {
-        let m = open_manager(dir.path(), config.clone()).await;
+        let (m, db) = open_manager_with_db(dir.path(), config.clone()).await;
         m.create("ghost".parse().unwrap(), test_backend_options(&[])).await.unwrap();
+        llamactl_core::Database::close(db.as_ref()).await;
     }
     // An unrelated process that happens to have the recorded pid (same pid, other start time).
     let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
@@ -122,6 +123,7 @@ async fn a_recorded_pid_now_used_by_another_process_is_never_killed() {
     runtime.boot_id = llamactl_core::process::boot_id();
     runtime.port = Some(1);
     db.save_runtime("ghost", &runtime).await.unwrap();
+    db.close().await;
 
     let m = open_manager(dir.path(), config).await;
     assert!(process_alive(pid), "not ours: left alone");

@@ -42,7 +42,7 @@ async fn every_route_lets_in_exactly_the_keys_it_should() {
     let options = json!({"backend_type": "custom", "backend_options": {"command": test_backend(),
         "args": ["--host", "{host}", "--port", "{port}"]}});
     create_instance(&server.base, "probe", &options).await;
-    let db = SqliteDatabase::open(server.dir.path().join("llamactl.db")).await.unwrap();
+    let db = SqliteDatabase::open_shared(server.dir.path().join("llamactl.db")).await.unwrap();
     let inference = stored_key(&db, 3600).await;
     let expired = stored_key(&db, -60).await;
     let key_id = db.list_api_keys().await.unwrap()[0].id;

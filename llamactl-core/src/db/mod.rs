@@ -33,6 +33,15 @@ pub enum DbError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The database file is held by another open database (another manager or server, in
+    /// this process or another): two owners would supervise the same instances twice.
+    #[error("database {path} is in use by another llamactl ({holder}); stop it first, or use another database file")]
+    InUse {
+        /// The database file.
+        path: String,
+        /// Who holds it, as its lock file says (`pid 1234, llamactl-server at http://...`).
+        holder: String,
+    },
     /// The database has been closed.
     #[error("database is closed")]
     Closed,

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,9 +21,11 @@ use sqlx::{Row, SqliteConnection};
 
 mod api_keys;
 mod group_commit;
+mod lock;
 
 use api_keys::PermissionColumns;
 use group_commit::Writer;
+use lock::DatabaseLock;
 
 use super::{
     ApiKeyRecord, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, NewApiKey, RuntimeRecord,
@@ -55,6 +58,9 @@ pub struct SqliteDatabase {
     path: Option<PathBuf>,
     /// The shape of `key_permissions` in this file (the Go llamactl's versions differ).
     permission_columns: PermissionColumns,
+    /// The file's lock, held from `open` until `close` (shared by clones); `None` in memory
+    /// and for [`SqliteDatabase::open_shared`].
+    lock: Arc<Mutex<Option<DatabaseLock>>>,
 }
 
 fn open_error(path: &str, source: impl std::error::Error + Send + Sync + 'static) -> DbError {
@@ -64,12 +70,45 @@ fn open_error(path: &str, source: impl std::error::Error + Send + Sync + 'static
 impl SqliteDatabase {
     /// Opens (creating it and its parent folders if needed) the database file at `path` and
     /// applies pending migrations. A database file of the Go llamactl opens too.
+    ///
+    /// The file is this handle's (and its clones') alone until [`Database::close`] or the end
+    /// of the process, however it ends: a second `open` of the same file, in this process or
+    /// another, fails with [`DbError::InUse`] naming the holder, because two managers on one
+    /// database would supervise every instance twice. The lock is `<path>.lock` beside it.
+    ///
+    /// ```
+    /// use llamactl_core::{Database, DbError, SqliteDatabase};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), DbError> {
+    /// let dir = std::env::temp_dir().join(format!("llamactl-doc-lock-{}", std::process::id()));
+    /// let db = SqliteDatabase::open(dir.join("llamactl.db")).await?;
+    /// db.describe_holder("my service")?;
+    /// let second = SqliteDatabase::open(dir.join("llamactl.db")).await;
+    /// assert!(matches!(second, Err(DbError::InUse { ref holder, .. }) if holder.ends_with(", my service")));
+    /// db.close().await; // releases it
+    /// SqliteDatabase::open(dir.join("llamactl.db")).await?.close().await;
+    /// # std::fs::remove_dir_all(dir).ok();
+    /// # Ok(()) }
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), true).await
+    }
+
+    /// Opens the database file at `path` like [`SqliteDatabase::open`] but without its lock,
+    /// beside whoever holds it: for tools and tests that read or repair a database in use.
+    /// SQLite keeps concurrent writes consistent, but never hand such a handle to a
+    /// [`crate::Manager`]: two managers on one file start, adopt and evict the same instances.
+    pub async fn open_shared(path: impl AsRef<Path>) -> Result<Self, DbError> {
+        Self::open_with(path.as_ref(), false).await
+    }
+
+    async fn open_with(path: &Path, exclusive: bool) -> Result<Self, DbError> {
+        let path = path.to_path_buf();
         let shown = path.display().to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_error(&shown, e))?;
         }
+        let lock = if exclusive { Some(DatabaseLock::acquire(&path)?) } else { None };
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -89,7 +128,29 @@ impl SqliteDatabase {
             .await
             .map_err(|e| open_error(&shown, e))?;
         let permission_columns = PermissionColumns::read(&writer).await.map_err(|e| open_error(&shown, e))?;
-        Ok(Self { writer: Writer::start(writer.clone()), pool: writer, reader, path: Some(path), permission_columns })
+        Ok(Self {
+            writer: Writer::start(writer.clone()),
+            pool: writer,
+            reader,
+            path: Some(path),
+            permission_columns,
+            lock: Arc::new(Mutex::new(lock)),
+        })
+    }
+
+    /// Says in the lock file what holds the database (after the pid, which is always there),
+    /// so that a refused second opener can name it: `llamactl-server at http://127.0.0.1:8080`.
+    /// Does nothing for a database without a lock (in memory, or opened shared).
+    pub fn describe_holder(&self, what: &str) -> Result<(), DbError> {
+        let held = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match held.as_ref() {
+            Some(lock) => lock.describe(Some(what)).map_err(|e| open_error(&self.shown_path(), e)),
+            None => Ok(()),
+        }
+    }
+
+    fn shown_path(&self) -> String {
+        self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| ":memory:".to_owned())
     }
 
     /// A private in-memory database (for tests and benchmarks; nothing is persisted).
@@ -114,6 +175,7 @@ impl SqliteDatabase {
             reader: pool,
             path: None,
             permission_columns,
+            lock: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -569,6 +631,8 @@ impl Database for SqliteDatabase {
     async fn close(&self) {
         self.pool.close().await;
         self.reader.close().await;
+        // Only now may another open the file.
+        self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     }
 }
 

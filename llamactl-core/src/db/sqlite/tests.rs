@@ -544,3 +544,25 @@ async fn concurrent_writes_share_commits_and_a_failing_one_fails_alone() {
         db.load_all().await.unwrap().into_iter().map(|i| i.name.to_string()).collect();
     assert_eq!(stored, created, "every acknowledged create is on disk, nothing else");
 }
+
+#[tokio::test]
+async fn a_database_file_has_one_owner_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llamactl.db");
+    let first = SqliteDatabase::open(&path).await.unwrap();
+    first.describe_holder("test owner").unwrap();
+    let second = SqliteDatabase::open(&path).await.unwrap_err();
+    let DbError::InUse { path: shown, holder } = &second else { panic!("{second}") };
+    assert_eq!(shown, &path.display().to_string());
+    assert_eq!(holder, &format!("pid {}, test owner", std::process::id()));
+    assert!(second.to_string().contains("in use by another llamactl"), "{second}");
+    // A clone is the same owner; a shared handle reads and writes beside it.
+    let clone = first.clone();
+    let shared = SqliteDatabase::open_shared(&path).await.unwrap();
+    shared.create(&name("beside"), &vllm("m")).await.unwrap();
+    assert_eq!(clone.load_all().await.unwrap().len(), 1);
+    shared.close().await;
+    first.close().await;
+    let again = SqliteDatabase::open(&path).await.unwrap();
+    assert_eq!(again.load_all().await.unwrap().len(), 1);
+}
