@@ -5,6 +5,9 @@
 //!    reports `running`.
 //! 2. Start overhead: the manager's start-to-ready minus the bare backend's spawn-to-ready
 //!    (same command line, polled every millisecond), measured alternately in the same run.
+//!    Also for a custom backend on Python's `http.server` with HTTP/1.1 keep-alive, which
+//!    writes headers and body apart: on a reused connection each reply would wait for a
+//!    delayed ACK (about 40 ms).
 //! 3. The same for a container (the test backend in a locally built image): the manager's
 //!    start-to-ready against creating and starting the same container straight through the
 //!    Engine API.
@@ -164,6 +167,10 @@ async fn main() {
     }
     if "test-backend".contains(filter.as_str()) {
         bench("test backend (ready after 50 ms)", test_backend_options(&["--ready-after-ms", "50"]), iterations).await;
+    }
+    if "python-keepalive".contains(filter.as_str()) {
+        let options = llamactl_tests::keepalive_backend_options(&["--ready-after-ms", "50"]);
+        bench("Python http.server, HTTP/1.1 keep-alive (ready after 50 ms)", options, iterations).await;
     }
     if "container".contains(filter.as_str()) {
         let image =

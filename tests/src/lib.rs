@@ -216,6 +216,20 @@ pub fn test_backend_options(args: &[&str]) -> InstanceOptions {
     }))
 }
 
+/// Options of a custom backend written in Python with its standard library
+/// (`tests/backends/keepalive_backend.py`: HTTP/1.1 keep-alive, headers and body written
+/// apart), given `args` after its `--host` and `--port`.
+pub fn keepalive_backend_options(args: &[&str]) -> InstanceOptions {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("backends/keepalive_backend.py");
+    let mut all =
+        vec![script.display().to_string(), "--host".into(), "{host}".into(), "--port".into(), "{port}".into()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    options(json!({
+        "backend_type": "custom",
+        "backend_options": {"command": "python3", "args": all},
+    }))
+}
+
 /// Waits until `predicate` holds for the instance's state, at most `timeout`.
 pub async fn wait_state(
     manager: &Manager,
