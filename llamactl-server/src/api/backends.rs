@@ -48,29 +48,53 @@ async fn run_llama_server(state: &AppState, flag: &str) -> Result<Response, ApiE
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
+/// The 503 of the routes that run llama-server, in the API documentation.
+const TOOL_UNAVAILABLE: &str = "llama-server cannot be run (backend_unavailable) or did not finish in time (timeout)";
+
+/// Show llama-server's help
+///
 /// `GET /api/v1/backends/llama-cpp/help`: `llama-server --help`.
-#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/help", tag = "Backends",
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/help", tag = "Backends", operation_id = "getLlamaCppHelp",
+    responses(
+        (status = 200, description = "What `llama-server --help` printed", body = String, content_type = "text/plain"),
+        (status = 503, description = TOOL_UNAVAILABLE, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn llama_help(State(state): State<AppState>) -> Result<Response, ApiError> {
     run_llama_server(&state, "--help").await
 }
 
+/// Show llama-server's version
+///
 /// `GET /api/v1/backends/llama-cpp/version`: `llama-server --version`.
-#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/version", tag = "Backends",
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/version", tag = "Backends", operation_id = "getLlamaCppVersion",
+    responses(
+        (status = 200, description = "What `llama-server --version` printed", body = String, content_type = "text/plain"),
+        (status = 503, description = TOOL_UNAVAILABLE, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn llama_version(State(state): State<AppState>) -> Result<Response, ApiError> {
     run_llama_server(&state, "--version").await
 }
 
+/// List the devices llama-server can use
+///
 /// `GET /api/v1/backends/llama-cpp/devices`: `llama-server --list-devices`.
-#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/devices", tag = "Backends",
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 503, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/backends/llama-cpp/devices", tag = "Backends", operation_id = "listLlamaCppDevices",
+    responses(
+        (status = 200, description = "What `llama-server --list-devices` printed", body = String, content_type = "text/plain"),
+        (status = 503, description = TOOL_UNAVAILABLE, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn llama_devices(State(state): State<AppState>) -> Result<Response, ApiError> {
     run_llama_server(&state, "--list-devices").await
 }
+
+/// The 200 of the parse-command routes, in the API documentation.
+const PARSED: &str = "The backend type and the options the command line sets";
+
+/// The 400 of the parse-command routes, in the API documentation.
+const NOT_PARSED: &str = "The command line does not parse (invalid_command)";
 
 fn parse(backend: BackendType, request: &ParseCommandRequest) -> Result<Json<ParseCommandResponse>, ApiError> {
     let options = parse_command(backend, &request.command)
@@ -78,10 +102,15 @@ fn parse(backend: BackendType, request: &ParseCommandRequest) -> Result<Json<Par
     Ok(Json(ParseCommandResponse { backend_type: backend.as_str().to_owned(), backend_options: options }))
 }
 
+/// Turn a llama-server command line into instance options
+///
 /// `POST /api/v1/backends/llama-cpp/parse-command`
-#[utoipa::path(post, path = "/api/v1/backends/llama-cpp/parse-command", tag = "Backends",
+#[utoipa::path(post, path = "/api/v1/backends/llama-cpp/parse-command", tag = "Backends", operation_id = "parseLlamaCppCommand",
     request_body = ParseCommandRequest,
-    responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 200, description = PARSED, body = ParseCommandResponse),
+        (status = 400, description = NOT_PARSED, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn parse_llama(
     ApiJson(request): ApiJson<ParseCommandRequest>,
@@ -89,19 +118,29 @@ pub async fn parse_llama(
     parse(BackendType::LlamaCpp, &request)
 }
 
+/// Turn an mlx_lm.server command line into instance options
+///
 /// `POST /api/v1/backends/mlx/parse-command`
-#[utoipa::path(post, path = "/api/v1/backends/mlx/parse-command", tag = "Backends",
+#[utoipa::path(post, path = "/api/v1/backends/mlx/parse-command", tag = "Backends", operation_id = "parseMlxCommand",
     request_body = ParseCommandRequest,
-    responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 200, description = PARSED, body = ParseCommandResponse),
+        (status = 400, description = NOT_PARSED, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn parse_mlx(ApiJson(request): ApiJson<ParseCommandRequest>) -> Result<Json<ParseCommandResponse>, ApiError> {
     parse(BackendType::MlxLm, &request)
 }
 
+/// Turn a vllm serve command line into instance options
+///
 /// `POST /api/v1/backends/vllm/parse-command`
-#[utoipa::path(post, path = "/api/v1/backends/vllm/parse-command", tag = "Backends",
+#[utoipa::path(post, path = "/api/v1/backends/vllm/parse-command", tag = "Backends", operation_id = "parseVllmCommand",
     request_body = ParseCommandRequest,
-    responses((status = 200, body = ParseCommandResponse), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 200, description = PARSED, body = ParseCommandResponse),
+        (status = 400, description = NOT_PARSED, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn parse_vllm(
     ApiJson(request): ApiJson<ParseCommandRequest>,
@@ -111,6 +150,9 @@ pub async fn parse_vllm(
 
 /// The 400 of the router routes, in the API documentation.
 const NOT_A_LLAMA_CPP_NAME: &str = "Invalid instance name (invalid_name), or not a llama.cpp instance (wrong_backend)";
+
+/// The 503 of the router routes, in the API documentation.
+const NOT_RUNNING: &str = "The instance is not running (not_running)";
 
 /// Base URL of a running llama.cpp instance, or why there is none.
 fn running_llama(state: &AppState, name: &str) -> Result<String, ApiError> {
@@ -147,14 +189,17 @@ async fn call_router(state: &AppState, url: String, body: Option<Value>) -> Resu
     Ok((status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
-/// `GET /api/v1/llama-cpp/{name}/models`: the models of a llama.cpp router instance.
-#[utoipa::path(get, path = "/api/v1/llama-cpp/{name}/models", tag = "Backends",
+/// List the models of a llama.cpp router instance
+///
+/// `GET /api/v1/llama-cpp/{name}/models`: the models of a running llama.cpp router instance, as
+/// llama-server lists them.
+#[utoipa::path(get, path = "/api/v1/llama-cpp/{name}/models", tag = "Backends", operation_id = "listRouterModels",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = Object),
+        (status = 200, description = "llama-server's model list", body = Object),
         (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 404, description = super::instances::NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 503, description = NOT_RUNNING, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn router_models(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
@@ -162,14 +207,16 @@ pub async fn router_models(State(state): State<AppState>, Path(name): Path<Strin
     call_router(&state, format!("{base}/models"), None).await
 }
 
+/// Load a model in a llama.cpp router instance
+///
 /// `POST /api/v1/llama-cpp/{name}/models/{model}/load`
-#[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/load", tag = "Backends",
+#[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/load", tag = "Backends", operation_id = "loadRouterModel",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
     responses(
-        (status = 200, body = Object),
+        (status = 200, description = "llama-server's answer", body = Object),
         (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 404, description = super::instances::NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 503, description = NOT_RUNNING, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn router_load(
@@ -180,14 +227,16 @@ pub async fn router_load(
     call_router(&state, format!("{base}/models/load"), Some(json!({"model": model}))).await
 }
 
+/// Unload a model of a llama.cpp router instance
+///
 /// `POST /api/v1/llama-cpp/{name}/models/{model}/unload`
-#[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/unload", tag = "Backends",
+#[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/unload", tag = "Backends", operation_id = "unloadRouterModel",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
     responses(
-        (status = 200, body = Object),
+        (status = 200, description = "llama-server's answer", body = Object),
         (status = 400, description = NOT_A_LLAMA_CPP_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 404, description = super::instances::NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 503, description = NOT_RUNNING, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn router_unload(

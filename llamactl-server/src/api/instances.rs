@@ -95,6 +95,9 @@ pub(crate) fn instance_name(name: &str) -> Result<InstanceName, ApiError> {
 pub(crate) const INVALID_NAME: &str =
     "Invalid instance name (invalid_name): not 1-50 of a-z A-Z 0-9 . _ -, or \".\" or \"..\"";
 
+/// The 404 of a route taking an instance name, in the API documentation.
+pub(crate) const NO_SUCH_INSTANCE: &str = "No instance has this name (not_found)";
+
 /// The 415 of a route reading instance options, in the API documentation.
 const UNSUPPORTED_TYPE: &str = "The Content-Type names another format than JSON (unsupported_media_type)";
 
@@ -114,9 +117,11 @@ pub(crate) fn options_from_body(body: &[u8]) -> Result<InstanceOptions, ApiError
     Ok(options)
 }
 
-/// `GET /api/v1/instances`
-#[utoipa::path(get, path = "/api/v1/instances", tag = "Instances",
-    responses((status = 200, body = Vec<InstanceResponse>)),
+/// List the instances
+///
+/// `GET /api/v1/instances`: every instance, in name order, with its status.
+#[utoipa::path(get, path = "/api/v1/instances", tag = "Instances", operation_id = "listInstances",
+    responses((status = 200, description = "The instances, in name order", body = Vec<InstanceResponse>)),
     security(("management_key" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = Body::from_stream(list_pieces(state.manager.clone()));
@@ -166,13 +171,15 @@ fn list_pieces(manager: llamactl_core::Manager) -> impl futures::Stream<Item = R
     })
 }
 
-/// `GET /api/v1/instances/{name}`
-#[utoipa::path(get, path = "/api/v1/instances/{name}", tag = "Instances",
+/// Get an instance
+///
+/// `GET /api/v1/instances/{name}`: its options, status, port and restart count.
+#[utoipa::path(get, path = "/api/v1/instances/{name}", tag = "Instances", operation_id = "getInstance",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse),
+        (status = 200, description = "The instance", body = InstanceResponse),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
@@ -180,12 +187,14 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
     Ok(Json((&state.manager.get(name.as_str())?).into()))
 }
 
-/// `POST /api/v1/instances/{name}`: creates a stopped instance.
-#[utoipa::path(post, path = "/api/v1/instances/{name}", tag = "Instances",
+/// Create an instance
+///
+/// `POST /api/v1/instances/{name}`: creates a stopped instance with these options.
+#[utoipa::path(post, path = "/api/v1/instances/{name}", tag = "Instances", operation_id = "createInstance",
     params(("name" = String, Path, description = "Instance name: 1-50 of a-z A-Z 0-9 . _ -")),
     request_body(content = InstanceOptionsSchema, description = OPTIONS_BODY),
     responses(
-        (status = 201, body = InstanceResponse),
+        (status = 201, description = "Created, stopped", body = InstanceResponse),
         (status = 400, description = "Invalid name (invalid_name) or options (invalid_json, invalid_options; the field is named)", body = ErrorBody),
         (status = 409, description = "Exists already, port pinned by another instance, or max_instances reached", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -206,14 +215,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json((&info).into())))
 }
 
+/// Replace an instance's options
+///
 /// `PUT /api/v1/instances/{name}`: replaces the options; a running instance restarts with them.
-#[utoipa::path(put, path = "/api/v1/instances/{name}", tag = "Instances",
+#[utoipa::path(put, path = "/api/v1/instances/{name}", tag = "Instances", operation_id = "updateInstance",
     params(("name" = String, Path, description = "Instance name")),
     request_body(content = InstanceOptionsSchema, description = OPTIONS_BODY),
     responses(
-        (status = 200, body = InstanceResponse),
+        (status = 200, description = "The instance with its new options", body = InstanceResponse),
         (status = 400, description = "Invalid name (invalid_name) or options (invalid_json, invalid_options; the field is named)", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 409, description = "The new options pin a port another instance has (port_conflict)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = UNSUPPORTED_TYPE, body = ErrorBody),
     ),
@@ -231,13 +243,15 @@ pub async fn update(
     Ok(Json((&state.manager.update(name.as_str(), options).await?).into()))
 }
 
+/// Delete an instance
+///
 /// `DELETE /api/v1/instances/{name}`: stops it if needed and deletes it.
-#[utoipa::path(delete, path = "/api/v1/instances/{name}", tag = "Instances",
+#[utoipa::path(delete, path = "/api/v1/instances/{name}", tag = "Instances", operation_id = "deleteInstance",
     params(("name" = String, Path, description = "Instance name")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
@@ -247,14 +261,16 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Start an instance
+///
 /// `POST /api/v1/instances/{name}/start`: starts it (status `starting`, then `running` once
 /// ready).
-#[utoipa::path(post, path = "/api/v1/instances/{name}/start", tag = "Instances",
+#[utoipa::path(post, path = "/api/v1/instances/{name}/start", tag = "Instances", operation_id = "startInstance",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse),
+        (status = 200, description = "The instance, starting or running", body = InstanceResponse),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
         (status = 409, description = "Its port is in use", body = ErrorBody),
         (status = 422, description = "It cannot run as configured (program missing, Docker, another node)", body = ErrorBody),
         (status = 503, description = "A running limit is reached and nothing can be evicted; see Retry-After", body = ErrorBody),
@@ -279,13 +295,16 @@ fn lifecycle_error(error: llamactl_core::manager::ManagerError) -> ApiError {
     }
 }
 
-/// `POST /api/v1/instances/{name}/stop`
-#[utoipa::path(post, path = "/api/v1/instances/{name}/stop", tag = "Instances",
+/// Stop an instance
+///
+/// `POST /api/v1/instances/{name}/stop`: stops its process (SIGTERM, then SIGKILL after the
+/// stop timeout).
+#[utoipa::path(post, path = "/api/v1/instances/{name}/stop", tag = "Instances", operation_id = "stopInstance",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse),
+        (status = 200, description = "Stopped", body = InstanceResponse),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
@@ -293,14 +312,18 @@ pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Re
     Ok(Json((&state.manager.stop(name.as_str()).await?).into()))
 }
 
-/// `POST /api/v1/instances/{name}/restart`
-#[utoipa::path(post, path = "/api/v1/instances/{name}/restart", tag = "Instances",
+/// Restart an instance
+///
+/// `POST /api/v1/instances/{name}/restart`: stops it if it runs, then starts it.
+#[utoipa::path(post, path = "/api/v1/instances/{name}/restart", tag = "Instances", operation_id = "restartInstance",
     params(("name" = String, Path, description = "Instance name")),
     responses(
-        (status = 200, body = InstanceResponse),
+        (status = 200, description = "Starting again", body = InstanceResponse),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 409, description = "Its port is in use", body = ErrorBody),
+        (status = 422, description = "It cannot run as configured (program missing, Docker, another node)", body = ErrorBody),
+        (status = 503, description = "A running limit is reached and nothing can be evicted; see Retry-After", body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn restart(
@@ -320,13 +343,15 @@ pub struct EventsQuery {
     pub limit: Option<u32>,
 }
 
+/// List an instance's status changes
+///
 /// `GET /api/v1/instances/{name}/events`: the instance's transitions, oldest first.
-#[utoipa::path(get, path = "/api/v1/instances/{name}/events", tag = "Instances",
+#[utoipa::path(get, path = "/api/v1/instances/{name}/events", tag = "Instances", operation_id = "listInstanceEvents",
     params(("name" = String, Path, description = "Instance name"), EventsQuery),
     responses(
-        (status = 200, body = Vec<EventResponse>),
+        (status = 200, description = "Its transitions, oldest first", body = Vec<EventResponse>),
         (status = 400, description = "Invalid instance name (invalid_name) or query", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn events(

@@ -45,10 +45,18 @@ fn rights_from(state: &AppState, request: &CreateKeyRequest) -> Result<Vec<Insta
         .collect()
 }
 
+/// The 404 of a route taking a key id, in the API documentation.
+const NO_SUCH_KEY: &str = "No key has this id (not_found)";
+
+/// Create an inference key
+///
 /// `POST /api/v1/auth/keys`: creates an inference key and shows it once.
-#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "Keys",
+#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "Keys", operation_id = "createKey",
     request_body = CreateKeyRequest,
-    responses((status = 201, body = CreateKeyResponse), (status = 400, body = ErrorBody)),
+    responses(
+        (status = 201, description = "Created; `key` (and `key_secret`) is the secret, shown only in this answer", body = CreateKeyResponse),
+        (status = 400, description = "Invalid name, expiry or permissions (the field is named)", body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -95,9 +103,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
-/// `GET /api/v1/auth/keys`
-#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "Keys",
-    responses((status = 200, body = Vec<KeyResponse>)),
+/// List the inference keys
+///
+/// `GET /api/v1/auth/keys`: every key, without its secret.
+#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "Keys", operation_id = "listKeys",
+    responses((status = 200, description = "The keys, without their secrets", body = Vec<KeyResponse>)),
     security(("management_key" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<KeyResponse>>, ApiError> {
     let keys = state.manager.database().list_api_keys().await?;
@@ -113,19 +123,26 @@ async fn find(state: &AppState, id: i64) -> Result<ApiKeyRecord, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))
 }
 
-/// `GET /api/v1/auth/keys/{id}`
-#[utoipa::path(get, path = "/api/v1/auth/keys/{id}", tag = "Keys",
+/// Get an inference key
+///
+/// `GET /api/v1/auth/keys/{id}`: the key, without its secret.
+#[utoipa::path(get, path = "/api/v1/auth/keys/{id}", tag = "Keys", operation_id = "getKey",
     params(("id" = i64, Path, description = "Key id")),
-    responses((status = 200, body = KeyResponse), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The key, without its secret", body = KeyResponse),
+        (status = 404, description = NO_SUCH_KEY, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<KeyResponse>, ApiError> {
     Ok(Json((&find(&state, id).await?).into()))
 }
 
-/// `DELETE /api/v1/auth/keys/{id}`
-#[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", tag = "Keys",
+/// Delete an inference key
+///
+/// `DELETE /api/v1/auth/keys/{id}`: the key stops working at once.
+#[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", tag = "Keys", operation_id = "deleteKey",
     params(("id" = i64, Path, description = "Key id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = NO_SUCH_KEY, body = ErrorBody)),
     security(("management_key" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     if !state.manager.database().delete_api_key(id).await? {
@@ -135,10 +152,15 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<i64>) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/auth/keys/{id}/permissions`
-#[utoipa::path(get, path = "/api/v1/auth/keys/{id}/permissions", tag = "Keys",
+/// List an inference key's instance permissions
+///
+/// `GET /api/v1/auth/keys/{id}/permissions`: what the key may do with each instance it names.
+#[utoipa::path(get, path = "/api/v1/auth/keys/{id}/permissions", tag = "Keys", operation_id = "listKeyPermissions",
     params(("id" = i64, Path, description = "Key id")),
-    responses((status = 200, body = Vec<KeyPermissionResponse>), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "Its per-instance permissions", body = Vec<KeyPermissionResponse>),
+        (status = 404, description = NO_SUCH_KEY, body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn permissions(
     State(state): State<AppState>,

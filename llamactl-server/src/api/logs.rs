@@ -40,14 +40,16 @@ fn event_for(line: &LogLine) -> Event {
         .data(line.text.clone())
 }
 
+/// Read or follow an instance's log
+///
 /// `GET /api/v1/instances/{name}/logs?lines=N[&follow=true]`: the last `N` lines as text; with
 /// `follow`, an SSE stream of those lines and then every new one, with no gap between them.
-#[utoipa::path(get, path = "/api/v1/instances/{name}/logs", tag = "Instances",
+#[utoipa::path(get, path = "/api/v1/instances/{name}/logs", tag = "Instances", operation_id = "getInstanceLogs",
     params(("name" = String, Path, description = "Instance name"), LogsQuery),
     responses(
         (status = 200, description = "text/plain lines, or text/event-stream with follow=true", content_type = "text/plain"),
         (status = 400, description = "Invalid instance name (invalid_name) or query", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = super::instances::NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn logs(

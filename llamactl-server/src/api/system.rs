@@ -19,15 +19,23 @@ use super::extract::Path;
 use crate::state::AppState;
 pub use llamactl_api::types::{NodeResponse, StatusBody, StatusEvent};
 
+/// Check that the server is up
+///
 /// `GET /health`: the manager process is up.
-#[utoipa::path(get, path = "/health", tag = "System", responses((status = 200, body = StatusBody)))]
+#[utoipa::path(get, path = "/health", tag = "System", operation_id = "getHealth",
+    responses((status = 200, description = "Up: `{\"status\": \"ok\"}`", body = StatusBody)))]
 pub async fn health() -> Json<StatusBody> {
     Json(StatusBody { status: "ok".into(), details: None })
 }
 
+/// Check that the server accepts work
+///
 /// `GET /ready`: the database answers and the manager accepts work.
-#[utoipa::path(get, path = "/ready", tag = "System",
-    responses((status = 200, body = StatusBody), (status = 503, body = StatusBody)))]
+#[utoipa::path(get, path = "/ready", tag = "System", operation_id = "getReadiness",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\"}`", body = StatusBody),
+        (status = 503, description = "Not ready: `{\"status\": \"not_ready\", \"details\": why}`", body = StatusBody),
+    ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let problem = match tokio::time::timeout(Duration::from_secs(2), state.manager.database().ping()).await {
         Ok(Ok(())) => None,
@@ -43,17 +51,21 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Show the server's version
+///
 /// `GET /api/v1/version`
-#[utoipa::path(get, path = "/api/v1/version", tag = "System",
+#[utoipa::path(get, path = "/api/v1/version", tag = "System", operation_id = "getVersion",
     responses((status = 200, description = "Version text", body = String, content_type = "text/plain")),
     security(("management_key" = [])))]
 pub async fn version() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("llamactl-server {}\n", env!("CARGO_PKG_VERSION")))
 }
 
+/// Show the effective configuration
+///
 /// `GET /api/v1/config`: the effective configuration, secrets removed.
-#[utoipa::path(get, path = "/api/v1/config", tag = "System",
-    responses((status = 200, body = Object)),
+#[utoipa::path(get, path = "/api/v1/config", tag = "System", operation_id = "getConfig",
+    responses((status = 200, description = "The configuration, secrets removed", body = Object)),
     security(("management_key" = [])))]
 pub async fn config(State(state): State<AppState>) -> Json<Value> {
     Json(state.config.redacted())
@@ -70,18 +82,25 @@ fn nodes_of(state: &AppState) -> Vec<NodeResponse> {
     nodes
 }
 
-/// `GET /api/v1/nodes`
-#[utoipa::path(get, path = "/api/v1/nodes", tag = "System",
-    responses((status = 200, body = Vec<NodeResponse>)),
+/// List the nodes
+///
+/// `GET /api/v1/nodes`: this node and the configured remote ones.
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "System", operation_id = "listNodes",
+    responses((status = 200, description = "This node first, then the configured ones", body = Vec<NodeResponse>)),
     security(("management_key" = [])))]
 pub async fn nodes(State(state): State<AppState>) -> Json<Vec<NodeResponse>> {
     Json(nodes_of(&state))
 }
 
+/// Get a node
+///
 /// `GET /api/v1/nodes/{name}`
-#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "System",
+#[utoipa::path(get, path = "/api/v1/nodes/{name}", tag = "System", operation_id = "getNode",
     params(("name" = String, Path, description = "Node name")),
-    responses((status = 200, body = NodeResponse), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The node", body = NodeResponse),
+        (status = 404, description = "No node has this name (not_found)", body = ErrorBody),
+    ),
     security(("management_key" = [])))]
 pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<NodeResponse>, ApiError> {
     nodes_of(&state)
@@ -91,9 +110,11 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
         .ok_or_else(|| ApiError::not_found(format!("node {name} not found")))
 }
 
+/// Follow every instance's status changes
+///
 /// `GET /api/v1/events`: every status change of every instance, as server-sent events
 /// (`event: status`, data: `{"name","from","to","reason","at"}`).
-#[utoipa::path(get, path = "/api/v1/events", tag = "System",
+#[utoipa::path(get, path = "/api/v1/events", tag = "System", operation_id = "streamEvents",
     responses((status = 200, description = "text/event-stream of status changes", content_type = "text/event-stream")),
     security(("management_key" = [])))]
 pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
@@ -108,8 +129,10 @@ pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+/// Read the Prometheus metrics
+///
 /// `GET /metrics`: Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "System",
+#[utoipa::path(get, path = "/metrics", tag = "System", operation_id = "getMetrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
     security(("management_key" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -34,12 +34,15 @@ fn backend_of(state: &AppState, name: &str) -> Result<BackendType, ApiError> {
     Ok(options.backend.backend_type())
 }
 
+/// Call one of llama-server's own endpoints
+///
 /// `/llama-cpp/{name}/{path}`: llama-server's own endpoints (completion, tokenize, slots,
 /// props, ...), started on demand.
 #[utoipa::path(
     post,
     path = "/llama-cpp/{name}/{path}",
     tag = "llama.cpp",
+    operation_id = "callLlamaCpp",
     params(("name" = String, Path, description = "Instance name"), ("path" = String, Path, description = "llama-server path, e.g. completion")),
     responses(
         (status = 200, description = "llama-server's answer"),
@@ -84,12 +87,15 @@ pub async fn llama_cpp_root(
     llama_cpp(state, principal, Path((name, String::new())), request).await
 }
 
+/// Send a request to a running instance as it is
+///
 /// `/api/v1/instances/{name}/proxy/{path}`: any request to a running instance, as it is. The
 /// instance is not started: a stopped one answers 503.
 #[utoipa::path(
     post,
     path = "/api/v1/instances/{name}/proxy/{path}",
     tag = "Instances",
+    operation_id = "proxyToInstance",
     params(("name" = String, Path, description = "Instance name"), ("path" = String, Path, description = "Backend path")),
     responses(
         (status = 200, description = "The backend's answer"),

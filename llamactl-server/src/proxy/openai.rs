@@ -98,11 +98,14 @@ fn model_of(content_type: &str, body: &[u8]) -> Result<(ModelField, bool), ApiEr
     }
 }
 
+/// Call the OpenAI-compatible API
+///
 /// `POST /v1/*`: forwarded to the instance named by the body's `model`.
 #[utoipa::path(
     post,
     path = "/v1/{path}",
     tag = "OpenAI",
+    operation_id = "callOpenAi",
     params(("path" = String, Path, description = "The OpenAI API path, e.g. chat/completions, completions, embeddings, audio/transcriptions, messages")),
     request_body(content = Object, description = "The OpenAI request; its `model` names the instance (or `instance/model`)", content_type = "application/json"),
     responses(
@@ -161,13 +164,19 @@ fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
     }
 }
 
+/// List the models this key may use
+///
 /// `GET /v1/models`: the instances this key may use, and the models of running llama.cpp
 /// router instances as `instance/model`.
 #[utoipa::path(
     get,
     path = "/v1/models",
     tag = "OpenAI",
-    responses((status = 200, body = ModelList), (status = 401, description = "Missing or invalid key")),
+    operation_id = "listModels",
+    responses(
+        (status = 200, description = "The models, in the OpenAI form", body = ModelList),
+        (status = 401, description = "Missing or invalid key"),
+    ),
     security(("inference_key" = []), ("management_key" = []))
 )]
 pub async fn models(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> Json<ModelList> {
