@@ -5,6 +5,7 @@
 pub mod model_field;
 pub mod native;
 pub mod openai;
+mod quick_ack;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use llamactl_core::{BackendType, InstanceStatus, Manager};
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
+use quick_ack::QuickAckConnector;
 
 /// Headers that belong to one connection and are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -43,7 +45,7 @@ const CREDENTIALS: &[&str] = &["authorization", "x-api-key"];
 /// Proxy settings and state shared by every request.
 #[derive(Debug)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    client: Client<QuickAckConnector, Body>,
     waiting: Mutex<HashMap<String, usize>>,
     queue_size: usize,
     on_demand_timeout: Duration,
@@ -85,7 +87,7 @@ impl Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .build(connector);
+            .build(QuickAckConnector::new(connector));
         Self { client, waiting: Mutex::new(HashMap::new()), queue_size, on_demand_timeout, max_body, response_headers }
     }
 
