@@ -131,6 +131,11 @@ pub struct SpawnedServer {
 impl SpawnedServer {
     /// Writes `config` to `<dir>/llamactl.yaml` and starts the binary with it.
     pub fn start(dir: &Path, config: &Config) -> Self {
+        Self::start_logging(dir, config, Stdio::inherit())
+    }
+
+    /// As [`SpawnedServer::start`], with the server's log (its stderr) going to `log`.
+    pub fn start_logging(dir: &Path, config: &Config, log: impl Into<Stdio>) -> Self {
         let file = dir.join("llamactl.yaml");
         // JSON is YAML.
         std::fs::write(&file, serde_json::to_string_pretty(config).unwrap()).unwrap();
@@ -140,6 +145,7 @@ impl SpawnedServer {
             .env_remove("LLAMACTL_CONFIG_PATH")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
