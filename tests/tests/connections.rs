@@ -5,7 +5,8 @@
 //!   `server.keep_alive_timeout_seconds`, while a streamed response longer than that completes;
 //! - past `server.max_connections` new connections are refused at once with a 503, counted in
 //!   `/metrics`, and one warning naming the cap is logged;
-//! - a request head over `server.max_header_bytes` (64 KiB by default) gets 431.
+//! - a request head over `server.max_header_bytes` (64 KiB by default) gets 431;
+//! - on SIGTERM an idle connection is closed at once while a streamed response completes.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -242,4 +243,38 @@ async fn a_request_head_over_the_header_limit_gets_431_and_a_normal_one_passes()
         assert_eq!(answer.map(|(status, _)| status), Some(expected), "a header of {padding} bytes");
     }
     assert!(server.terminate());
+}
+
+#[tokio::test]
+async fn sigterm_closes_idle_connections_at_once_and_lets_a_streamed_response_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SpawnedServer::start(dir.path(), &server_config(dir.path()));
+    let options = serde_json::to_value(llamactl_tests::test_backend_options(&[
+        "--stream-chunks",
+        "10",
+        "--stream-interval-ms",
+        "200",
+    ]))
+    .unwrap();
+    create_instance(&server.base, "slow", &options).await;
+    let started = server.manage(reqwest::Method::POST, "/api/v1/instances/slow/start").send().await.unwrap();
+    assert!(started.status().is_success());
+    let mut idle = connect(&server).await;
+    assert_eq!(health(&mut idle).await, Some(200));
+    let body = serde_json::json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let response = http()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let stream = tokio::spawn(async move { response.text().await });
+    let exited = tokio::task::spawn_blocking(move || server.terminate());
+    let closed = closed_within(&mut idle, Duration::from_secs(1)).await;
+    assert!(closed.is_some(), "an idle connection is still open 1 s after SIGTERM (keep-alive: 60 s)");
+    let text = stream.await.unwrap().expect("the stream in flight at SIGTERM was cut");
+    llamactl_tests::assert_chat_stream(status, &text);
+    assert!(exited.await.unwrap(), "clean exit");
 }
