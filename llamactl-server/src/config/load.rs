@@ -953,7 +953,7 @@ mod tests {
             match kind {
                 EnvKind::Text => &["/x"],
                 EnvKind::Bool => &["true", "false"],
-                EnvKind::U16 | EnvKind::U32 | EnvKind::U64 | EnvKind::I64 => &["7", "8"],
+                EnvKind::U16 | EnvKind::U32 | EnvKind::U64 | EnvKind::I64 => &["4096", "8192"],
                 EnvKind::PortRange => &["8000-8100"],
                 EnvKind::List => &["a,b"],
                 // Valid both as backend arguments and as `docker run` arguments.
