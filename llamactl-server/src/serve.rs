@@ -18,8 +18,9 @@
 //! than the cap. One warning is logged per ten seconds while connections are refused, and
 //! `llamactl_connections_refused_total` counts them.
 //!
-//! On shutdown the listener is closed, idle connections are closed, connections with a request
-//! in flight are closed when it has been answered, and [`serve`] returns when none is left.
+//! On shutdown the listener is closed, connections with nothing in flight (idle, or still
+//! sending a head) are closed at once, connections with a request in flight are closed when it
+//! has been answered, and [`serve`] returns when none is left.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -221,6 +222,11 @@ async fn connection(
                 return;
             }
             () = stop.cancelled(), if !stopping => {
+                // Nothing in flight (idle, or a head not complete yet): closed now. Else hyper
+                // closes it once the response in flight has been sent.
+                if activity.deadline(&limits).0.is_some() {
+                    return;
+                }
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }

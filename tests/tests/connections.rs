@@ -6,7 +6,8 @@
 //! - past `server.max_connections` new connections are refused at once with a 503, counted in
 //!   `/metrics`, and one warning naming the cap is logged;
 //! - a request head over `server.max_header_bytes` (64 KiB by default) gets 431;
-//! - on SIGTERM an idle connection is closed at once while a streamed response completes.
+//! - on SIGTERM connections with nothing in flight (idle, a head half sent, nothing sent) are
+//!   closed at once while a streamed response completes.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -246,7 +247,7 @@ async fn a_request_head_over_the_header_limit_gets_431_and_a_normal_one_passes()
 }
 
 #[tokio::test]
-async fn sigterm_closes_idle_connections_at_once_and_lets_a_streamed_response_complete() {
+async fn sigterm_closes_connections_with_nothing_in_flight_at_once_and_lets_a_streamed_response_complete() {
     let dir = tempfile::tempdir().unwrap();
     let server = SpawnedServer::start(dir.path(), &server_config(dir.path()));
     let options = serde_json::to_value(llamactl_tests::test_backend_options(&[
@@ -261,6 +262,9 @@ async fn sigterm_closes_idle_connections_at_once_and_lets_a_streamed_response_co
     assert!(started.status().is_success());
     let mut idle = connect(&server).await;
     assert_eq!(health(&mut idle).await, Some(200));
+    let mut half = connect(&server).await;
+    half.write_all(b"GET /health HT").await.unwrap();
+    let mut silent = connect(&server).await;
     let body = serde_json::json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     let response = http()
         .post(format!("{}/v1/chat/completions", server.base))
@@ -274,6 +278,10 @@ async fn sigterm_closes_idle_connections_at_once_and_lets_a_streamed_response_co
     let exited = tokio::task::spawn_blocking(move || server.terminate());
     let closed = closed_within(&mut idle, Duration::from_secs(1)).await;
     assert!(closed.is_some(), "an idle connection is still open 1 s after SIGTERM (keep-alive: 60 s)");
+    for (what, stream) in [("half a request line", &mut half), ("nothing", &mut silent)] {
+        let closed = closed_within(stream, Duration::from_secs(1)).await;
+        assert!(closed.is_some(), "a connection that sent {what} is still open 1 s after SIGTERM");
+    }
     let text = stream.await.unwrap().expect("the stream in flight at SIGTERM was cut");
     llamactl_tests::assert_chat_stream(status, &text);
     assert!(exited.await.unwrap(), "clean exit");
