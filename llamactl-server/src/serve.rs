@@ -57,8 +57,19 @@ pub const TIMED_OUT_METRIC: &str = "llamactl_connections_timed_out_total";
 /// At most one "connections refused" warning this often.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What is sent to a connection over the cap before it is closed.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 78\r\n\r\n{\"error\":\"too_many_connections\",\"details\":\"the server's connection limit is reached\"}";
+/// What is sent to a connection over the cap before it is closed: a 503 in the API's error
+/// form.
+fn refusal() -> &'static [u8] {
+    static REFUSAL: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    REFUSAL.get_or_init(|| {
+        let body = r#"{"error":"too_many_connections","details":"the server's connection limit is reached; retry later"}"#;
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
 
 /// The limits connections are served with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +182,7 @@ async fn accept_failed(error: &io::Error, stop: &CancellationToken) {
 /// client then sees the connection closed.
 fn refuse(stream: &TcpStream) {
     metrics::counter!(REFUSED_METRIC).increment(1);
-    let _ = stream.try_write(REFUSAL);
+    let _ = stream.try_write(refusal());
 }
 
 /// Warnings about refused connections, at most one per [`REFUSAL_LOG_INTERVAL`].
