@@ -434,3 +434,45 @@ impl hyper::body::Body for TrackedBody {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(10),
+        keep_alive_timeout: Duration::from_secs(60),
+        max_header_bytes: 65_536,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_follows_what_the_connection_is_doing() {
+        let activity = Arc::new(Activity::new());
+        let accepted = Instant::now();
+        assert_eq!(activity.deadline(&LIMITS), (Some(accepted + LIMITS.header_read_timeout), true), "first head");
+
+        let request = activity.begin();
+        tokio::time::advance(Duration::from_secs(600)).await;
+        activity.read();
+        assert_eq!(activity.deadline(&LIMITS), (None, false), "a request in flight never times out");
+        let second = activity.begin();
+        drop(request);
+        assert_eq!(activity.deadline(&LIMITS), (None, false), "one of two still in flight");
+        drop(second);
+        let answered = Instant::now();
+        assert_eq!(activity.deadline(&LIMITS), (Some(answered + LIMITS.keep_alive_timeout), false), "idle");
+
+        tokio::time::advance(Duration::from_secs(30)).await;
+        activity.read();
+        let head = Instant::now();
+        assert_eq!(activity.deadline(&LIMITS), (Some(head + LIMITS.header_read_timeout), true), "a head began");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        activity.read();
+        assert_eq!(
+            activity.deadline(&LIMITS).0,
+            Some(head + LIMITS.header_read_timeout),
+            "counted from its first byte"
+        );
+    }
+}
