@@ -7,6 +7,8 @@
 #   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
 #   scripts/bench.sh supervision                              200 running backends: idle CPU, memory, detection lags
 #   scripts/bench.sh memory                                   live heap per idle instance in the library (10,000)
+#   scripts/bench.sh connections                              the server's memory per idle connection (2,000 open;
+#                                                             LLAMACTL_BENCH_CONNECTIONS; LLAMACTL_BENCH_SERVER: another build)
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 //! Putting the server together and running it: database, legacy import, manager, keys,
-//! routes and layers, graceful shutdown.
+//! routes and layers; `run` serves them (see [`crate::serve`]) until the shutdown signal.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -270,6 +270,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
+    let limits = crate::serve::Limits::of(&config.server);
     let address = listener.local_addr()?;
     let Assembled { router, state, db, startup } = assemble_with(config, db, address).await?;
     // A closed stdout is no reason to stop serving.
@@ -282,9 +283,8 @@ pub async fn run_with(
         shutdown.await;
         trigger.cancel();
     });
-    let serve = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
     tokio::select! {
-        result = serve => result.context("serving")?,
+        () = crate::serve::serve(listener, router, limits, stop.clone()) => {}
         () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "requests still running after the shutdown grace period are cut");
         }

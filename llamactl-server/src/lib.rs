@@ -8,4 +8,5 @@ pub mod auth;
 pub mod config;
 pub mod legacy_import;
 pub mod proxy;
+pub mod serve;
 pub mod state;

@@ -131,15 +131,27 @@ pub struct SpawnedServer {
 impl SpawnedServer {
     /// Writes `config` to `<dir>/llamactl.yaml` and starts the binary with it.
     pub fn start(dir: &Path, config: &Config) -> Self {
+        Self::start_logging(dir, config, Stdio::inherit())
+    }
+
+    /// As [`SpawnedServer::start`], with the server's log (its stderr) going to `log`.
+    pub fn start_logging(dir: &Path, config: &Config, log: impl Into<Stdio>) -> Self {
+        Self::start_program(&server_binary(), dir, &serde_json::to_value(config).unwrap(), log)
+    }
+
+    /// Starts `program` (a llamactl-server binary, maybe another build) with the configuration
+    /// `config`, written to `<dir>/llamactl.yaml`; its log (stderr) goes to `log`.
+    pub fn start_program(program: &Path, dir: &Path, config: &Value, log: impl Into<Stdio>) -> Self {
         let file = dir.join("llamactl.yaml");
         // JSON is YAML.
         std::fs::write(&file, serde_json::to_string_pretty(config).unwrap()).unwrap();
-        let mut child = Command::new(server_binary())
+        let mut child = Command::new(program)
             .arg("--config")
             .arg(&file)
             .env_remove("LLAMACTL_CONFIG_PATH")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

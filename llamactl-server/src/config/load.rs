@@ -206,6 +206,10 @@ fn choose_file(
     search.iter().find(|p| p.is_file()).map(|p| (p.clone(), "found in the search path"))
 }
 
+/// The smallest `server.max_header_bytes` allowed: below it, ordinary requests (a browser's
+/// headers, a bearer key) would be refused.
+const MIN_HEADER_BYTES: usize = 4096;
+
 /// Meaning checks serde cannot do. Returns the key and what is wrong.
 fn validate(config: &Config) -> Result<(), (String, String)> {
     let [start, end] = config.instances.port_range;
@@ -217,6 +221,22 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
     }
     if start > end {
         return Err(("instances.port_range".into(), format!("the range [{start}, {end}] ends before it starts")));
+    }
+    let server = &config.server;
+    for (key, value) in [
+        ("server.max_connections", server.max_connections as u64),
+        ("server.header_read_timeout_seconds", server.header_read_timeout_seconds),
+        ("server.keep_alive_timeout_seconds", server.keep_alive_timeout_seconds),
+    ] {
+        if value == 0 {
+            return Err((key.into(), "must be at least 1".to_owned()));
+        }
+    }
+    if server.max_header_bytes < MIN_HEADER_BYTES {
+        return Err((
+            "server.max_header_bytes".into(),
+            format!("{} is too small for ordinary requests; give at least {MIN_HEADER_BYTES}", server.max_header_bytes),
+        ));
     }
     if config.instances.on_demand_start_timeout == 0 {
         return Err(("instances.on_demand_start_timeout".into(), "must be at least 1 second".to_owned()));
@@ -457,6 +477,10 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_ALLOWED_ORIGINS", "server.allowed_origins", List),
         var("LLAMACTL_ENABLE_SWAGGER", "server.enable_swagger", Bool),
         var("LLAMACTL_LOG_FORMAT", "server.log_format", LogFormat),
+        var("LLAMACTL_MAX_CONNECTIONS", "server.max_connections", U64),
+        var("LLAMACTL_HEADER_READ_TIMEOUT_SECONDS", "server.header_read_timeout_seconds", U64),
+        var("LLAMACTL_KEEP_ALIVE_TIMEOUT_SECONDS", "server.keep_alive_timeout_seconds", U64),
+        var("LLAMACTL_MAX_HEADER_BYTES", "server.max_header_bytes", U64),
         var("LLAMACTL_SHUTDOWN_POLICY", "instances.shutdown_policy", ShutdownPolicy),
         // folders
         var("LLAMACTL_DATA_DIRECTORY", "data_dir", Text),
@@ -929,7 +953,7 @@ mod tests {
             match kind {
                 EnvKind::Text => &["/x"],
                 EnvKind::Bool => &["true", "false"],
-                EnvKind::U16 | EnvKind::U32 | EnvKind::U64 | EnvKind::I64 => &["7", "8"],
+                EnvKind::U16 | EnvKind::U32 | EnvKind::U64 | EnvKind::I64 => &["4096", "8192"],
                 EnvKind::PortRange => &["8000-8100"],
                 EnvKind::List => &["a,b"],
                 // Valid both as backend arguments and as `docker run` arguments.
@@ -1060,6 +1084,43 @@ mod tests {
                 && text.contains(&path.display().to_string()),
             "{text}"
         );
+    }
+
+    #[test]
+    fn connection_limits_load_from_file_and_environment_and_are_validated() {
+        let defaults = Config::default().server;
+        assert_eq!(
+            (
+                defaults.max_connections,
+                defaults.header_read_timeout_seconds,
+                defaults.keep_alive_timeout_seconds,
+                defaults.max_header_bytes
+            ),
+            (4096, 10, 60, 65_536)
+        );
+        let text = "server:\n  max_connections: 100\n  header_read_timeout_seconds: 3\n  keep_alive_timeout_seconds: 7\n  max_header_bytes: 8192\n";
+        let (_dir, _path, result) = load_file(text, &[("LLAMACTL_MAX_CONNECTIONS", "200")]);
+        let server = result.unwrap().config.server;
+        assert_eq!(
+            (server.max_connections, server.header_read_timeout_seconds, server.keep_alive_timeout_seconds),
+            (200, 3, 7),
+            "the environment wins over the file"
+        );
+        assert_eq!(server.max_header_bytes, 8192);
+        for (key, text) in [
+            ("server.max_connections", "server:\n  max_connections: 0\n"),
+            ("server.header_read_timeout_seconds", "server:\n  header_read_timeout_seconds: 0\n"),
+            ("server.keep_alive_timeout_seconds", "server:\n  keep_alive_timeout_seconds: 0\n"),
+            ("server.max_header_bytes", "server:\n  max_header_bytes: 100\n"),
+        ] {
+            let (_dir, path, result) = load_file(text, &[]);
+            let err = result.unwrap_err();
+            let ConfigError::Invalid { key: found, file, .. } = &err else { panic!("{text}: {err:?}") };
+            assert_eq!((found.as_str(), file.as_deref()), (key, Some(path.as_path())), "{err}");
+        }
+        let env = env_of(&[("LLAMACTL_KEEP_ALIVE_TIMEOUT_SECONDS", "0")]);
+        let text = load_from(None, &env, &[]).unwrap_err().to_string();
+        assert!(text.contains("LLAMACTL_KEEP_ALIVE_TIMEOUT_SECONDS"), "{text}");
     }
 
     /// The Go llamactl's documented configuration, with all sections.

@@ -65,6 +65,18 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may run on shutdown before they are cut.
     pub shutdown_timeout_seconds: u64,
+    /// Most client connections open at once; past it a new connection is answered 503 and
+    /// closed at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (request line and headers),
+    /// seconds: from the connection's accept for its first request, from the head's first
+    /// byte for a later one. Slower: the connection is closed.
+    pub header_read_timeout_seconds: u64,
+    /// How long a kept-alive connection may wait with no request in flight, seconds; then it
+    /// is closed. A response being streamed is in flight, however long it takes.
+    pub keep_alive_timeout_seconds: u64,
+    /// Largest request head (request line and headers) accepted, in bytes (larger: 431).
+    pub max_header_bytes: usize,
 }
 
 /// Log output format.
@@ -90,6 +102,10 @@ impl Default for ServerConfig {
             log_format: LogFormat::Plain,
             max_body_bytes: 64 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
+            max_connections: 4096,
+            header_read_timeout_seconds: 10,
+            keep_alive_timeout_seconds: 60,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
