@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a benchmark and prints its figures (nothing is asserted about time).
-#   scripts/bench.sh readiness [llama-server|test-backend|container]   readiness detection lag and start overhead
+#   scripts/bench.sh readiness [llama-server|test-backend|python-keepalive|container]   readiness detection lag and start overhead
 #   scripts/bench.sh proxy [fixed|llama-server|keys|soak]     proxy throughput, latency, streaming, cold start, key checks;
 #                                                             soak: 60 s at concurrency 256 (LLAMACTL_BENCH_SOAK_SECONDS)
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
