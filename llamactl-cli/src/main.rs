@@ -65,7 +65,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli, printer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // The backend's last lines first, each ended (the last one too), so that the
+            // error is the last line, on its own.
             if let CliError::NotReady { log, .. } = &error
                 && !log.trim().is_empty()
             {
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
                     eprintln!("  {line}");
                 }
             }
+            eprintln!("error: {error}");
             ExitCode::from(error.exit_code())
         }
     }

@@ -57,5 +57,5 @@ pub use status::{DesiredState, InstanceStatus, UnknownStatus};
 
 /// The README's examples are compiled as documentation tests, so they stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeExamples;

@@ -344,16 +344,16 @@ async fn start_wait_reports_readiness_failure_and_timeout() {
 
     let run = cli.run(&["instance", "start", "broken", "--wait"]).await.expect(1);
     let mut lines = run.stderr.lines();
+    assert_eq!(lines.next().unwrap(), "last lines of its log:");
     assert_eq!(
-        lines.next().unwrap(),
+        lines.next_back().unwrap(),
         "error: broken did not start: exited while starting (exit code 7) (see: llamactl instance logs broken)"
     );
-    assert_eq!(lines.next().unwrap(), "last lines of its log:");
     assert!(run.stderr.contains("  log line 2\n"), "{}", run.stderr);
 
     let run = cli.run(&["instance", "start", "never", "--wait", "--timeout", "1"]).await.expect(1);
-    let first = run.stderr.lines().next().unwrap();
-    assert_eq!(first, "error: never is not ready after 1 s (still starting) (see: llamactl instance logs never)");
+    let last = run.stderr.lines().last().unwrap();
+    assert_eq!(last, "error: never is not ready after 1 s (still starting) (see: llamactl instance logs never)");
 
     let events = cli.run(&["instance", "events", "broken"]).await.ok();
     let rows: Vec<Vec<&str>> =
@@ -366,6 +366,49 @@ async fn start_wait_reports_readiness_failure_and_timeout() {
         serde_json::from_str(&cli.run(&["instance", "events", "broken", "-n", "1", "-o", "json"]).await.ok()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["to"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_backend_program_is_named_with_its_config_key_variable_and_path() {
+    let server = TestServer::start(|config| {
+        config.backends.llama_cpp.command = Some("/nonexistent/llama-server".into());
+    })
+    .await;
+    let cli = Llamactl::new(&server.base, Some(MANAGEMENT_KEY));
+    cli.run(&["instance", "create", "missing", "--backend", "llama_cpp", "--model", "/models/q.gguf", "-q"]).await.ok();
+    let run = cli.run(&["instance", "start", "missing", "--wait"]).await.expect(1);
+    settings().bind(|| insta::assert_snapshot!("start_missing_program", run.stderr));
+    let last = run.stderr.lines().last().unwrap();
+    for part in ["backends.llama-cpp.command", "LLAMACTL_LLAMACPP_COMMAND", "PATH"] {
+        assert!(last.starts_with("error: ") && last.contains(part), "{}", run.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_prints_and_exits_shows_its_lines_then_the_error_on_its_own_line() {
+    let server = TestServer::start(|_| {}).await;
+    let cli = Llamactl::new(&server.base, Some(MANAGEMENT_KEY));
+    // Its last line has no newline.
+    let options = json!({"backend_type": "custom", "backend_options": {
+        "command": "/bin/sh", "args": ["-c", "echo first line; printf 'last line, no newline'; exit 3"]}});
+    let file = server.dir.path().join("talker.json");
+    std::fs::write(&file, options.to_string()).unwrap();
+    cli.run(&["instance", "create", "talker", "-f", file.to_str().unwrap(), "-q"]).await.ok();
+
+    // (The manager's own lines and the backend's may interleave: only their presence is checked.)
+    let error = "error: talker did not start: exited while starting (exit code 3) (see: llamactl instance logs talker)";
+    let run = cli.run(&["instance", "start", "talker", "--wait"]).await.expect(1);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.first(), Some(&"last lines of its log:"), "{}", run.stderr);
+    assert_eq!(lines.last(), Some(&error), "{}", run.stderr);
+    assert!(lines.contains(&"  first line") && lines.contains(&"  last line, no newline"), "{}", run.stderr);
+
+    // On a terminal, with the spinner: the same lines, the error alone on the last one.
+    let run = cli.run_on_terminal(100, &["instance", "start", "talker", "--wait"]).await.expect(1);
+    let screen = plain(&run.stdout);
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
+    assert!(lines.last().is_some_and(|l| l.ends_with(error)), "{screen:?}");
+    assert!(lines.iter().any(|l| l.ends_with("  last line, no newline")), "{screen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +484,8 @@ async fn llama_server_is_started_and_its_log_read_and_followed() {
         .await
         .expect(1);
     assert_eq!(bad.stdout, "instance bad created\n");
-    assert!(bad.stderr.starts_with("error: bad did not start: exited while starting (exit code 1)"), "{}", bad.stderr);
+    let last = bad.stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: bad did not start: exited while starting (exit code 1)"), "{}", bad.stderr);
     assert!(bad.stderr.contains("failed to load model"), "the backend's own words are shown: {}", bad.stderr);
 }
 

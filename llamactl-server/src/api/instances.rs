@@ -281,14 +281,27 @@ pub async fn start(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json((&state.manager.start(name.as_str()).await.map_err(lifecycle_error)?).into()))
+    Ok(Json((&state.manager.start(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?).into()))
 }
 
 /// A start that was tried and failed (the program cannot run) is a problem of the instance's
-/// options, answered 422; a busy port or a full limit keep their own statuses.
-fn lifecycle_error(error: llamactl_core::manager::ManagerError) -> ApiError {
+/// options, answered 422; a busy port or a full limit keep their own statuses. A program that
+/// cannot be run is named with what to set so that it can (the config file's key, its
+/// variable, or PATH).
+fn lifecycle_error(state: &AppState, name: &str, error: llamactl_core::manager::ManagerError) -> ApiError {
+    use llamactl_core::TransitionReason;
+    use llamactl_core::manager::ManagerError;
     match error {
-        llamactl_core::manager::ManagerError::StartFailed { .. } => {
+        ManagerError::StartFailed { reason: TransitionReason::SpawnFailed { .. }, ref detail, .. } => {
+            let backend =
+                state.manager.get(name).ok().and_then(|info| info.state.options.ok()).map(|o| o.backend.backend_type());
+            let message = match backend {
+                Some(backend) => format!("{detail}; {}", crate::config::command_hint(backend)),
+                None => error.to_string(),
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", message)
+        }
+        ManagerError::StartFailed { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", error.to_string())
         }
         other => other.into(),
@@ -331,7 +344,9 @@ pub async fn restart(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json((&state.manager.restart(name.as_str()).await.map_err(lifecycle_error)?).into()))
+    Ok(Json(
+        (&state.manager.restart(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?).into(),
+    ))
 }
 
 /// Query of `GET /api/v1/instances/{name}/events`.

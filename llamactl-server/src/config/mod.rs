@@ -123,6 +123,22 @@ pub struct BackendsConfig {
     pub mlx: BackendConfig,
 }
 
+/// What to do when a backend's program cannot be run: where its command is set (the config
+/// file's key and its `LLAMACTL_*` variable), or PATH. The library reports the failure; the
+/// server, which owns the config file, words the remedy.
+pub fn command_hint(backend: llamactl_core::BackendType) -> String {
+    use llamactl_core::BackendType;
+    let (key, variable) = match backend {
+        BackendType::LlamaCpp => ("backends.llama-cpp.command", "LLAMACTL_LLAMACPP_COMMAND"),
+        BackendType::MlxLm => ("backends.mlx.command", "LLAMACTL_MLX_COMMAND"),
+        BackendType::Vllm => ("backends.vllm.command", "LLAMACTL_VLLM_COMMAND"),
+        BackendType::Custom => {
+            return "install it or set the instance's backend_options.command to its path, or put it on PATH".into();
+        }
+    };
+    format!("install it or set {key} in the config file ({variable}) to its path, or put it on PATH")
+}
+
 /// One backend's settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
