@@ -63,8 +63,6 @@ fi
   printf '%s\n' "${example//\/models\/q.gguf/$LLAMACTL_TEST_GGUF}"
   cat <<'EOF'
 
-use llamactl_core::Database;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     run().await?;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use llamactl_core::{InstanceOptions, Manager, ManagerConfig, SqliteDatabase};
+use llamactl_core::{Database, InstanceOptions, Manager, ManagerConfig, SqliteDatabase};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = std::env::temp_dir().join(format!("llamactl-example-{}", std::process::id()));
     let db = Arc::new(SqliteDatabase::open(dir.join("llamactl.db")).await?);
-    let manager = Manager::open(config, db).await?;
+    let manager = Manager::open(config, db.clone()).await?;
 
     let options = InstanceOptions::from_json_value(&serde_json::json!({
         "backend_type": "llama_cpp",
@@ -40,6 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{} {} -> {} ({})", event.at.format("%H:%M:%S%.3f"), event.from, event.to, event.reason);
     }
     manager.shutdown().await;
+    db.close().await;
     std::fs::remove_dir_all(dir).ok();
     Ok(())
 }

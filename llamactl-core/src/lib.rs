@@ -12,11 +12,11 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use llamactl_core::{InstanceOptions, Manager, ManagerConfig, SqliteDatabase};
+//! use llamactl_core::{Database, InstanceOptions, Manager, ManagerConfig, SqliteDatabase};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let db = Arc::new(SqliteDatabase::open("llamactl.db").await?);
-//! let manager = Manager::open(ManagerConfig::default(), db).await?;
+//! let manager = Manager::open(ManagerConfig::default(), db.clone()).await?;
 //! let options = InstanceOptions::from_json(
 //!     r#"{"backend_type":"llama_cpp","backend_options":{"model":"/models/tiny.gguf"}}"#,
 //! )?;
@@ -25,6 +25,7 @@
 //! println!("ready at {}", lease.base_url());
 //! drop(lease);
 //! manager.shutdown().await;
+//! db.close().await; // releases the file's lock
 //! # Ok(()) }
 //! ```
 

@@ -526,3 +526,26 @@ async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_request_and_free
     }
     assert!(cut, "the backend saw the stream cut and the lease was released");
 }
+
+#[tokio::test]
+async fn an_on_demand_start_whose_program_is_missing_says_what_to_set() {
+    let server = TestServer::start(|config| {
+        config.backends.llama_cpp.command = Some("/nonexistent/llama-server".into());
+    })
+    .await;
+    let options =
+        json!({"backend_type": "llama_cpp", "on_demand_start": true, "backend_options": {"model": "/m.gguf"}});
+    create_instance(&server.base, "missing", &options).await;
+    let response = http()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&json!({"model": "missing", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body = response.text().await.unwrap();
+    for part in ["/nonexistent/llama-server", "backends.llama-cpp.command", "LLAMACTL_LLAMACPP_COMMAND", "PATH"] {
+        assert!(body.contains(part), "the on-demand answer names {part}: {body}");
+    }
+}

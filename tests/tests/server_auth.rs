@@ -8,7 +8,7 @@ use chrono::Utc;
 use llamactl_core::db::{NewApiKey, PermissionMode};
 use llamactl_core::{Database, SqliteDatabase};
 use llamactl_server::auth::keys;
-use llamactl_tests::server::{MANAGEMENT_KEY, TestServer, create_instance, http};
+use llamactl_tests::server::{MANAGEMENT_KEY, TestServer, create_instance, get_json, http};
 use llamactl_tests::test_backend;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -211,16 +211,8 @@ async fn per_instance_keys_of_go_v0_20_and_later_databases_work() {
         assert_eq!(theirs.status().as_u16(), 403, "{schema}: not another instance");
 
         // The key's rights as the management API shows them, and a key created there now.
-        let keys: Value = server.manage(Method::GET, "/api/v1/auth/keys").send().await.unwrap().json().await.unwrap();
-        let id = keys[0]["id"].as_i64().unwrap();
-        let rights: Value = server
-            .manage(Method::GET, &format!("/api/v1/auth/keys/{id}/permissions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys = get_json(&server.base, "/api/v1/auth/keys").await;
+        let rights = get_json(&server.base, &format!("/api/v1/auth/keys/{}/permissions", keys[0]["id"])).await;
         assert_eq!(rights[0]["instance_name"], "mine", "{schema}: {rights}");
         assert_eq!((&rights[0]["can_infer"], &rights[0]["can_start"]), (&json!(true), &json!(true)), "{schema}");
         let created = server
@@ -232,14 +224,7 @@ async fn per_instance_keys_of_go_v0_20_and_later_databases_work() {
             .unwrap();
         assert_eq!(created.status().as_u16(), 201, "{schema}");
         let created: Value = created.json().await.unwrap();
-        let rights: Value = server
-            .manage(Method::GET, &format!("/api/v1/auth/keys/{}/permissions", created["id"]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rights = get_json(&server.base, &format!("/api/v1/auth/keys/{}/permissions", created["id"])).await;
         assert_eq!(rights[0]["instance_name"], "theirs", "{schema}: {rights}");
         assert_eq!((&rights[0]["can_infer"], &rights[0]["can_start"]), (&json!(true), &json!(false)), "{schema}");
         server.stop().await;

@@ -289,20 +289,10 @@ pub async fn start(
 /// cannot be run is named with what to set so that it can (the config file's key, its
 /// variable, or PATH).
 fn lifecycle_error(state: &AppState, name: &str, error: llamactl_core::manager::ManagerError) -> ApiError {
-    use llamactl_core::TransitionReason;
-    use llamactl_core::manager::ManagerError;
+    let remedy = crate::config::start_failure_remedy(&state.manager, name, &error);
     match error {
-        ManagerError::StartFailed { reason: TransitionReason::SpawnFailed { .. }, ref detail, .. } => {
-            let backend =
-                state.manager.get(name).ok().and_then(|info| info.state.options.ok()).map(|o| o.backend.backend_type());
-            let message = match backend {
-                Some(backend) => format!("{detail}; {}", crate::config::command_hint(backend)),
-                None => error.to_string(),
-            };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", message)
-        }
-        ManagerError::StartFailed { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", error.to_string())
+        llamactl_core::manager::ManagerError::StartFailed { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "start_failed", remedy.unwrap_or_else(|| error.to_string()))
         }
         other => other.into(),
     }

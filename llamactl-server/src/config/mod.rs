@@ -139,6 +139,23 @@ pub fn command_hint(backend: llamactl_core::BackendType) -> String {
     format!("install it or set {key} in the config file ({variable}) to its path, or put it on PATH")
 }
 
+/// The message for a start of `instance` that failed because its program could not be run:
+/// the failure followed by [`command_hint`] for its backend. `None` for any other error (or an
+/// instance whose options are gone), which keeps its own message.
+pub fn start_failure_remedy(
+    manager: &llamactl_core::Manager,
+    instance: &str,
+    error: &llamactl_core::manager::ManagerError,
+) -> Option<String> {
+    use llamactl_core::TransitionReason;
+    use llamactl_core::manager::ManagerError;
+    let ManagerError::StartFailed { reason: TransitionReason::SpawnFailed { .. }, detail, .. } = error else {
+        return None;
+    };
+    let backend = manager.get(instance).ok()?.state.options.ok()?.backend.backend_type();
+    Some(format!("{detail}; {}", command_hint(backend)))
+}
+
 /// One backend's settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

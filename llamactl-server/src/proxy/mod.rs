@@ -158,7 +158,15 @@ impl Proxy {
         let result = manager.ensure_ready_with(instance, options).await;
         metrics::histogram!("llamactl_cold_start_wait_seconds", "instance" => instance.to_owned())
             .record(started.elapsed().as_secs_f64());
-        result.map_err(ApiError::from)
+        result.map_err(|error| {
+            // A program that cannot be run says what to set, as a start over the API does.
+            let remedy = crate::config::start_failure_remedy(manager, instance, &error);
+            let mut answer = ApiError::from(error);
+            if let Some(remedy) = remedy {
+                answer.details = remedy;
+            }
+            answer
+        })
     }
 
     /// Leases `instance` ([`acquire`](Self::acquire)) and forwards a request whose body is in
