@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use llamactl_core::manager::{Limit, ManagerError};
+use llamactl_core::manager::{LeaseRequest, Limit, ManagerError, Rights};
 use llamactl_core::{InstanceOptions, InstanceStatus, Manager, TransitionReason};
 use llamactl_tests::*;
 
@@ -183,21 +183,22 @@ async fn callers_without_the_right_to_start_or_evict_are_refused() {
     m.create("running".parse().unwrap(), evictable()).await.unwrap();
     m.create("wanted".parse().unwrap(), evictable()).await.unwrap();
     run(m, "running").await;
-    let no_start =
-        llamactl_core::manager::ReadyOptions { timeout: Duration::from_secs(5), may_start: false, may_evict: true };
-    let err = m.ensure_ready_with("wanted", no_start).await.unwrap_err();
-    assert!(matches!(err, ManagerError::NotRunning { .. }), "{err}");
+    let within = || LeaseRequest::within(Duration::from_secs(5));
+    let no_start = Rights { start: false, ..Rights::ALL };
+    let err = m.acquire("wanted", within().with_rights(no_start)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::MayNotStart { status: InstanceStatus::Stopped, .. }), "{err}");
     // A running instance is served without the right to start.
-    drop(m.ensure_ready_with("running", no_start).await.unwrap());
+    drop(m.acquire("running", within().with_rights(no_start)).await.unwrap());
+    let no_infer = Rights { infer: false, ..Rights::ALL };
+    let err = m.acquire("running", within().with_rights(no_infer)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::MayNotUse { .. }), "{err}");
 
-    let no_evict = llamactl_core::manager::ReadyOptions { may_start: true, may_evict: false, ..no_start };
-    let err = m.ensure_ready_with("wanted", no_evict).await.unwrap_err();
+    let no_evict = Rights { evict: false, ..Rights::ALL };
+    let err = m.acquire("wanted", within().with_rights(no_evict)).await.unwrap_err();
     assert!(err.to_string().contains("may not evict"), "{err}");
     assert_eq!(m.get("running").unwrap().status(), InstanceStatus::Running, "nothing was evicted");
-    drop(
-        m.ensure_ready_with("wanted", llamactl_core::manager::ReadyOptions { may_evict: true, ..no_evict })
-            .await
-            .unwrap(),
-    );
+    let lease = m.acquire("wanted", within()).await.unwrap();
+    assert!(lease.waited().is_some(), "it waited for its start");
+    drop(lease);
     assert_eq!(m.get("running").unwrap().status(), InstanceStatus::Stopped);
 }

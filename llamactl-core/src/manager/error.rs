@@ -94,6 +94,24 @@ pub enum ManagerError {
         /// Its status.
         status: InstanceStatus,
     },
+    /// The caller may not send requests to the instance (its rights lack `infer`).
+    #[error("the caller may not use instance {name}")]
+    MayNotUse {
+        /// The instance.
+        name: String,
+    },
+    /// The instance is stopped or failed and the caller may not start it (its rights lack
+    /// `start`).
+    #[error("instance {name} is {status} and the caller may not start it")]
+    MayNotStart {
+        /// The instance.
+        name: String,
+        /// Its status.
+        status: InstanceStatus,
+    },
+    /// Too many requests wait for the instance to start already.
+    #[error(transparent)]
+    QueueFull(#[from] super::cold_start_queue::QueueFull),
     /// The instance was stopped (by a user or shutdown) while a caller waited for it.
     #[error("instance {name} was stopped while waiting for it ({reason})")]
     StoppedWhileWaiting {

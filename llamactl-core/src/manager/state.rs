@@ -136,6 +136,9 @@ pub struct Lease {
     pub(crate) name: InstanceName,
     pub(crate) listen: Listen,
     pub(crate) request_model: Option<String>,
+    pub(crate) backend: Option<crate::BackendType>,
+    pub(crate) attempt: u64,
+    pub(crate) waited: Option<std::time::Duration>,
     pub(crate) _guard: ActivityGuard,
 }
 
@@ -159,17 +162,22 @@ impl Lease {
     pub fn request_model(&self) -> Option<&str> {
         self.request_model.as_deref()
     }
-}
 
-/// How [`Manager::ensure_ready_with`](crate::Manager::ensure_ready_with) may act for its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadyOptions {
-    /// Longest the caller waits.
-    pub timeout: std::time::Duration,
-    /// The caller may start a stopped instance (subject to its `on_demand_start`).
-    pub may_start: bool,
-    /// The caller's start may evict other instances at a running limit.
-    pub may_evict: bool,
+    /// The backend type of the run leased (`None` if its options cannot be read).
+    pub fn backend(&self) -> Option<crate::BackendType> {
+        self.backend
+    }
+
+    /// Which run of the instance is leased (it counts up at every start): a caller whose
+    /// request failed can wait until the manager has seen this run end.
+    pub fn attempt(&self) -> u64 {
+        self.attempt
+    }
+
+    /// How long the request waited for the instance to become ready (`None`: it was ready).
+    pub fn waited(&self) -> Option<std::time::Duration> {
+        self.waited
+    }
 }
 
 /// A status change, broadcast to subscribers of [`Manager::subscribe_transitions`](crate::Manager::subscribe_transitions).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::SqliteDatabase;
+use crate::{DesiredState, InstanceOptions, InstanceStatus, SqliteDatabase};
 
 fn options(value: serde_json::Value) -> InstanceOptions {
     InstanceOptions::from_json_value(&value).unwrap()

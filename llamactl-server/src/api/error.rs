@@ -110,6 +110,15 @@ impl From<ManagerError> for ApiError {
                 Self { retry_after: retry, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "start_failed", details) }
             }
             ManagerError::NotRunning { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_running", details),
+            ManagerError::MayNotUse { name } => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this key may not use instance {name}"))
+            }
+            ManagerError::MayNotStart { name, status } => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("instance {name} is {status} and this key may not start it"),
+            ),
+            ManagerError::QueueFull(full) => Self::unavailable("queue_full", full.to_string(), Duration::from_secs(5)),
             ManagerError::StoppedWhileWaiting { .. } => Self::unavailable("stopped", details, Duration::from_secs(5)),
             ManagerError::Timeout { .. } => {
                 Self::unavailable("timeout", details, retry.unwrap_or(Duration::from_secs(5)))

@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::extract::Query;
 use super::extract::check_json_content_type;
-use crate::proxy::read_body;
+use crate::api::body::read_body;
 use crate::state::AppState;
 pub use llamactl_api::types::{EventResponse, InstanceResponse};
 

@@ -3,6 +3,7 @@
 //! document that describes all of them.
 
 pub mod backends;
+pub mod body;
 pub mod error;
 pub mod extract;
 pub mod instances;

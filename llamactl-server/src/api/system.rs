@@ -139,6 +139,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     text.push_str("# HELP llamactl_instances Instances by status.\n# TYPE llamactl_instances gauge\n");
     let list = state.manager.map_instances(|v| (v.state.runtime.status, v.in_flight, v.logs.file_error().is_some()));
+    text.push_str("# HELP llamactl_cold_start_queue_depth Requests waiting for their instance to start.\n# TYPE llamactl_cold_start_queue_depth gauge\n");
+    for (instance, depth) in state.proxy.queue().depths() {
+        text.push_str(&format!("llamactl_cold_start_queue_depth{{instance=\"{instance}\"}} {depth}\n"));
+    }
     for status in InstanceStatus::ALL {
         let count = list.iter().filter(|(s, _, _)| *s == status).count();
         text.push_str(&format!("llamactl_instances{{status=\"{status}\"}} {count}\n"));

@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use chrono::Utc;
 use llamactl_core::Database;
 use llamactl_core::db::{ApiKeyRecord, InstanceRights, PermissionMode};
+use llamactl_core::manager::Rights;
 use subtle::ConstantTimeEq;
 
 pub use middleware::{AuthFailure, inference_auth, management_auth};
@@ -55,33 +56,18 @@ impl InferenceKey {
 }
 
 impl Principal {
-    /// May send inference requests to `instance`.
-    pub fn may_use(&self, instance: &str) -> bool {
+    /// What this caller may do with `instance`: send requests to it (`infer`), start it on
+    /// demand (`start`), have other instances evicted to make room for it (`evict`). Management
+    /// keys and open routes may do everything; an inference key what its mode and its rights
+    /// on that instance say.
+    pub fn rights(&self, instance: &str) -> Rights {
         match self {
-            Self::Open | Self::Management => true,
-            Self::Inference(key) => {
-                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_infer)
-            }
-        }
-    }
-
-    /// May start `instance` on demand.
-    pub fn may_start(&self, instance: &str) -> bool {
-        match self {
-            Self::Open | Self::Management => true,
-            Self::Inference(key) => {
-                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_start)
-            }
-        }
-    }
-
-    /// May have other instances evicted to make room for `instance`.
-    pub fn may_evict(&self, instance: &str) -> bool {
-        match self {
-            Self::Open | Self::Management => true,
-            Self::Inference(key) => {
-                key.mode == PermissionMode::AllowAll || key.rights(instance).is_some_and(|r| r.can_evict)
-            }
+            Self::Open | Self::Management => Rights::ALL,
+            Self::Inference(key) if key.mode == PermissionMode::AllowAll => Rights::ALL,
+            Self::Inference(key) => key
+                .rights(instance)
+                .map(|r| Rights { infer: r.can_infer, start: r.can_start, evict: r.can_evict })
+                .unwrap_or(Rights::NONE),
         }
     }
 }

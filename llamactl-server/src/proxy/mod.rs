@@ -9,23 +9,22 @@ mod quick_ack;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{Request, Response, StatusCode, Uri};
+use axum::http::{Request, Response, Uri};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use llamactl_core::manager::{Lease, ReadyOptions};
-use llamactl_core::{BackendType, InstanceStatus, Manager};
+use llamactl_core::manager::{ColdStartQueue, Lease, LeaseRequest, Rights};
+use llamactl_core::{BackendType, InstanceStatus, Manager, ManagerError};
 
 use crate::api::error::ApiError;
-use crate::auth::Principal;
 use quick_ack::QuickAckConnector;
 
 /// Headers that belong to one connection and are never forwarded.
@@ -46,30 +45,10 @@ const CREDENTIALS: &[&str] = &["authorization", "x-api-key"];
 #[derive(Debug)]
 pub struct Proxy {
     client: Client<QuickAckConnector, Body>,
-    waiting: Mutex<HashMap<String, usize>>,
-    queue_size: usize,
+    queue: ColdStartQueue,
     on_demand_timeout: Duration,
     max_body: usize,
     response_headers: HashMap<BackendType, Vec<(HeaderName, HeaderValue)>>,
-}
-
-/// A place in an instance's cold-start queue; leaving it frees the place.
-struct QueueSlot<'a> {
-    proxy: &'a Proxy,
-    instance: String,
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        let mut waiting = self.proxy.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = waiting.get_mut(&self.instance) {
-            *count -= 1;
-            if *count == 0 {
-                waiting.remove(&self.instance);
-            }
-        }
-        metrics::gauge!("llamactl_cold_start_queue_depth", "instance" => self.instance.clone()).decrement(1.0);
-    }
 }
 
 impl Proxy {
@@ -88,7 +67,7 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(QuickAckConnector::new(connector));
-        Self { client, waiting: Mutex::new(HashMap::new()), queue_size, on_demand_timeout, max_body, response_headers }
+        Self { client, queue: ColdStartQueue::new(queue_size), on_demand_timeout, max_body, response_headers }
     }
 
     /// A plain `GET` through the proxy's connection pool (for small management calls to
@@ -116,86 +95,70 @@ impl Proxy {
         self.max_body
     }
 
-    fn enter_queue(&self, instance: &str) -> Result<QueueSlot<'_>, ApiError> {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let count = waiting.entry(instance.to_owned()).or_insert(0);
-        if *count >= self.queue_size {
-            return Err(ApiError::unavailable(
-                "queue_full",
-                format!("{} requests are already waiting for instance {instance} to start", self.queue_size),
-                Duration::from_secs(5),
-            ));
-        }
-        *count += 1;
-        metrics::gauge!("llamactl_cold_start_queue_depth", "instance" => instance.to_owned()).increment(1.0);
-        Ok(QueueSlot { proxy: self, instance: instance.to_owned() })
+    /// The cold-start queue requests wait in while their instance starts.
+    pub fn queue(&self) -> &ColdStartQueue {
+        &self.queue
     }
 
-    /// A lease on a ready `instance` for `principal`: at once if it is ready; otherwise the
-    /// request waits in the instance's bounded queue while it starts (if the principal may
-    /// start it), up to the on-demand timeout.
-    pub async fn acquire(&self, manager: &Manager, instance: &str, principal: &Principal) -> Result<Lease, ApiError> {
-        if let Some(lease) = manager.try_lease(instance) {
-            return Ok(lease);
-        }
-        if !principal.may_start(instance) {
-            let status = manager.get(instance)?.status();
-            if matches!(status, llamactl_core::InstanceStatus::Stopped | llamactl_core::InstanceStatus::Failed) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    format!("instance {instance} is {status} and this key may not start it"),
-                ));
+    /// A lease on a ready `instance` for a caller with `rights`: at once if it is ready;
+    /// otherwise the request waits in the instance's bounded queue while it starts (if the
+    /// rights allow), up to the on-demand timeout. One manager call.
+    pub async fn acquire(&self, manager: &Manager, instance: &str, rights: Rights) -> Result<Lease, ApiError> {
+        let request = LeaseRequest::within(self.on_demand_timeout).with_rights(rights).in_queue(&self.queue);
+        match manager.acquire(instance, request).await {
+            Ok(lease) => {
+                if let Some(waited) = lease.waited() {
+                    record_cold_start_wait(instance, waited);
+                }
+                Ok(lease)
+            }
+            Err(error) => {
+                if let ManagerError::Timeout { waited, .. } = &error {
+                    record_cold_start_wait(instance, *waited);
+                }
+                // A program that cannot be run says what to set, as a start over the API does.
+                let remedy = crate::config::start_failure_remedy(manager, instance, &error);
+                let mut answer = ApiError::from(error);
+                if let Some(remedy) = remedy {
+                    answer.details = remedy;
+                }
+                Err(answer)
             }
         }
-        let _slot = self.enter_queue(instance)?;
-        let started = Instant::now();
-        let options = ReadyOptions {
-            timeout: self.on_demand_timeout,
-            may_start: principal.may_start(instance),
-            may_evict: principal.may_evict(instance),
-        };
-        let result = manager.ensure_ready_with(instance, options).await;
-        metrics::histogram!("llamactl_cold_start_wait_seconds", "instance" => instance.to_owned())
-            .record(started.elapsed().as_secs_f64());
-        result.map_err(|error| {
-            // A program that cannot be run says what to set, as a start over the API does.
-            let remedy = crate::config::start_failure_remedy(manager, instance, &error);
-            let mut answer = ApiError::from(error);
-            if let Some(remedy) = remedy {
-                answer.details = remedy;
-            }
-            answer
-        })
     }
 
     /// Leases `instance` ([`acquire`](Self::acquire)) and forwards a request whose body is in
-    /// memory. A backend that dies before answering (killed, crashed) is restarted by its policy
-    /// or on demand: the request waits for that once and is sent again (an inference request
-    /// has no effect beyond its answer). A second failure is a 503 with Retry-After.
+    /// memory, made for the lease it goes to by `body_for` (the `model` a backend insists on
+    /// is the leased run's). A backend that dies before answering (killed, crashed) is
+    /// restarted by its policy or on demand: the request waits for that once and is sent
+    /// again (an inference request has no effect beyond its answer). A second failure is a
+    /// 503 with Retry-After.
     pub async fn send_resending(
         &self,
         manager: &Manager,
         instance: &str,
-        principal: &Principal,
-        backend: BackendType,
+        rights: Rights,
         parts: axum::http::request::Parts,
-        body: Bytes,
+        body_for: impl Fn(&Lease) -> Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let mut resent = false;
         loop {
-            let lease = self.acquire(manager, instance, principal).await?;
-            let mut watch = manager.subscribe(instance)?;
-            let attempt = watch.borrow().attempt;
-            let request = Request::from_parts(parts.clone(), Body::from(body.clone()));
-            match self.forward(lease, backend, request).await {
+            let lease = self.acquire(manager, instance, rights).await?;
+            let attempt = lease.attempt();
+            let body = body_for(&lease);
+            let mut parts = parts.clone();
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let request = Request::from_parts(parts, Body::from(body));
+            match self.forward(lease, request).await {
                 Err(error) if error.code == BACKEND_UNREACHABLE && !resent => {
                     resent = true;
                     // Until the manager has seen the run end (or a new one begin), a new lease
                     // would be on the same dead backend.
-                    let noticed =
-                        watch.wait_for(|s| s.attempt != attempt || s.runtime.status != InstanceStatus::Running);
-                    let _ = tokio::time::timeout(RUN_END_NOTICE, noticed).await;
+                    if let Ok(mut watch) = manager.subscribe(instance) {
+                        let noticed =
+                            watch.wait_for(|s| s.attempt != attempt || s.runtime.status != InstanceStatus::Running);
+                        let _ = tokio::time::timeout(RUN_END_NOTICE, noticed).await;
+                    }
                 }
                 other => return other,
             }
@@ -204,12 +167,7 @@ impl Proxy {
 
     /// Sends `request` (its path and query already those of the backend, credentials still in
     /// it) to the leased backend and streams the response back.
-    pub async fn forward(
-        &self,
-        lease: Lease,
-        backend: BackendType,
-        mut request: Request<Body>,
-    ) -> Result<Response<Body>, ApiError> {
+    pub async fn forward(&self, lease: Lease, mut request: Request<Body>) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
         let instance = lease.name().to_string();
         let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -230,7 +188,7 @@ impl Proxy {
         clean_response_headers(&mut parts.headers);
         // Tell reverse proxies in front of us not to buffer (streamed completions).
         parts.headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        if let Some(extra) = self.response_headers.get(&backend) {
+        if let Some(extra) = lease.backend().and_then(|backend| self.response_headers.get(&backend)) {
             for (name, value) in extra {
                 parts.headers.insert(name.clone(), value.clone());
             }
@@ -317,35 +275,16 @@ impl Drop for LeasedBody {
     }
 }
 
+fn record_cold_start_wait(instance: &str, waited: Duration) {
+    metrics::histogram!("llamactl_cold_start_wait_seconds", "instance" => instance.to_owned())
+        .record(waited.as_secs_f64());
+}
+
 /// How long a resent request waits for the manager to notice that the backend's run ended.
 const RUN_END_NOTICE: Duration = Duration::from_secs(2);
 
 /// The code of a request the backend did not answer (503 with Retry-After).
 const BACKEND_UNREACHABLE: &str = "backend_unreachable";
-
-/// Reads a whole request body, at most `limit` bytes (more: 413). A body whose declared length
-/// (`Content-Length`) is already over the limit is refused at once, without waiting for it.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
-        )
-    };
-    if usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).map_or(true, |declared| declared > limit) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if std::error::Error::source(&error).is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
-            || error.to_string().contains("length limit")
-        {
-            too_large()
-        } else {
-            ApiError::bad_request("bad_body", format!("cannot read the request body: {error}"))
-        }
-    })
-}
 
 /// Shared across handlers.
 pub type SharedProxy = Arc<Proxy>;

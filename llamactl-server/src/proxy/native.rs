@@ -66,15 +66,10 @@ pub async fn llama_cpp(
             ApiError::bad_request("wrong_backend", format!("instance {name} is not a llama.cpp instance")).into()
         );
     }
-    if !principal.may_use(&name) {
-        return Err(
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this key may not use instance {name}")).into()
-        );
-    }
     // `/llama-cpp/{name}/...`
     let request = with_tail(request, 2)?;
-    let lease = state.proxy.acquire(&state.manager, &name, &principal).await?;
-    Ok(state.proxy.forward(lease, backend, request).await?)
+    let lease = state.proxy.acquire(&state.manager, &name, principal.rights(&name)).await?;
+    Ok(state.proxy.forward(lease, request).await?)
 }
 
 /// `/llama-cpp/{name}/` itself (llama-server's root).
@@ -110,7 +105,7 @@ pub async fn raw(
     Path((name, _rest)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let backend = backend_of(&state, &name)?;
+    instance_name(&name)?;
     let Some(lease) = state.manager.try_lease(&name) else {
         let status = state.manager.get(&name)?.status();
         return Err(ApiError::new(
@@ -121,7 +116,7 @@ pub async fn raw(
     };
     // `/api/v1/instances/{name}/proxy/...`
     let request = with_tail(request, 5)?;
-    state.proxy.forward(lease, backend, request).await
+    state.proxy.forward(lease, request).await
 }
 
 #[cfg(test)]

@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use llamactl_core::{BackendOptions, BackendType, InstanceStatus};
+use llamactl_core::manager::Lease;
+use llamactl_core::{BackendOptions, InstanceStatus};
 use serde_json::{Value, json};
 
 use super::model_field::{
     ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
 };
-use super::read_body;
+use crate::api::body::read_body;
 use crate::api::error::{ApiError, retry_after_header};
 use crate::auth::Principal;
 use crate::state::AppState;
@@ -55,33 +56,29 @@ impl IntoResponse for OpenAiError {
 pub struct Route {
     /// The instance.
     pub instance: String,
-    /// The `model` to send to the backend, if it must change.
-    pub rewrite: Option<String>,
-    /// The instance's backend.
-    pub backend: BackendType,
+    /// For `instance/model` (a llama.cpp router instance's model): the model the backend gets.
+    pub sub_model: Option<String>,
 }
 
 /// Resolves a request's `model`: an instance name, or `instance/model` for a llama.cpp router
-/// instance (the backend then gets `model`). The backend's own required model name (mlx_lm's
-/// model path, vLLM's served name) replaces the instance name.
+/// instance (the backend then gets `model`).
 pub fn route(state: &AppState, model: &str) -> Result<Route, ApiError> {
-    let lookup = |name: &str| state.manager.get(name).ok();
-    if let Some(info) = lookup(model) {
-        let options = info.state.options.as_ref().map_err(|e| ApiError::internal(e.to_string()))?;
-        let rewrite = options.backend.as_backend().request_model();
-        return Ok(Route { instance: model.to_owned(), rewrite, backend: options.backend.backend_type() });
+    if state.manager.contains(model) {
+        return Ok(Route { instance: model.to_owned(), sub_model: None });
     }
     if let Some((instance, inner)) = model.split_once('/')
-        && let Some(info) = lookup(instance)
-        && let Ok(options) = info.state.options.as_ref()
+        && state.manager.contains(instance)
     {
-        return Ok(Route {
-            instance: instance.to_owned(),
-            rewrite: Some(inner.to_owned()),
-            backend: options.backend.backend_type(),
-        });
+        return Ok(Route { instance: instance.to_owned(), sub_model: Some(inner.to_owned()) });
     }
     Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("no instance serves model {model:?}")))
+}
+
+/// The `model` a request to `lease` must carry, if not the one the client sent: the router's
+/// sub-model, else the leased run's own required name (mlx_lm's model path, vLLM's served
+/// name), which replaces the instance name.
+fn model_for<'a>(route: &'a Route, lease: &'a Lease) -> Option<&'a str> {
+    route.sub_model.as_deref().or_else(|| lease.request_model())
 }
 
 /// The model named by a buffered request body (JSON or multipart).
@@ -124,32 +121,21 @@ pub async fn post(
     Extension(principal): Extension<Principal>,
     request: Request,
 ) -> Result<Response, OpenAiError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let body = read_body(body, state.proxy.max_body()).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (field, multipart) = model_of(content_type, &body)?;
     let route = route(&state, &field.value)?;
-    if !principal.may_use(&route.instance) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this key may not use instance {}", route.instance),
-        )
-        .into());
-    }
-    let body = match &route.rewrite {
-        Some(model) if *model != field.value => {
-            let rewritten = if multipart {
-                replace_bytes(&body, field.span, model)
-            } else {
-                replace_json_string(&body, field.span, model)
-            };
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
-            Bytes::from(rewritten)
-        }
-        _ => body,
+    let rights = principal.rights(&route.instance);
+    let body_for = |lease: &Lease| match model_for(&route, lease) {
+        Some(model) if model != field.value => Bytes::from(if multipart {
+            replace_bytes(&body, field.span.clone(), model)
+        } else {
+            replace_json_string(&body, field.span.clone(), model)
+        }),
+        _ => body.clone(),
     };
-    Ok(state.proxy.send_resending(&state.manager, &route.instance, &principal, route.backend, parts, body).await?)
+    Ok(state.proxy.send_resending(&state.manager, &route.instance, rights, parts, body_for).await?)
 }
 
 fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
@@ -183,7 +169,7 @@ pub async fn models(State(state): State<AppState>, Extension(principal): Extensi
     let mut data = Vec::new();
     for info in state.manager.list() {
         let name = info.name.to_string();
-        if !principal.may_use(&name) {
+        if !principal.rights(&name).infer {
             continue;
         }
         let created = info.state.created_at.timestamp();
