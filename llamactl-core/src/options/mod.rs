@@ -16,6 +16,7 @@
 //! [`InstanceOptions::reject_unknown_fields`] turns them into errors for API input.
 
 mod custom;
+pub mod docker;
 mod duration;
 mod error;
 pub mod flags;
@@ -238,7 +239,7 @@ pub struct InstanceOptions {
     pub docker_enabled: Option<bool>,
     /// How its container runs — image, volumes, GPUs, shm size, network, ... — laid over the
     /// backend's configured Docker settings.
-    pub docker: Option<crate::docker::DockerRunOptions>,
+    pub docker: Option<docker::DockerRunOptions>,
     /// Nodes the instance is assigned to (multi-node setups).
     pub nodes: Vec<String>,
     /// llama.cpp router presets (kept for compatibility).
