@@ -9,18 +9,18 @@
 //! runtime ([`crate::docker`]) turns the options into a container.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 mod byte_size;
 mod gpus;
+mod network;
 mod run_args;
 mod volume;
 
 pub use byte_size::ByteSize;
 pub use gpus::GpuRequest;
-use run_args::parse_run_args;
+pub use network::DockerNetwork;
 use volume::{normalize_target, parse_volume, volume_target_key};
 
 /// How a backend's container is run. Comes from the server configuration
@@ -174,62 +174,6 @@ impl DockerRunOptions {
             }
         }
         Ok(())
-    }
-
-    /// Reads the Go llamactl's `backends.<backend>.docker.args`: `docker run` arguments such as
-    /// `["run", "--rm", "--network", "host", "--gpus", "all", "-v", "~/.cache/llama.cpp:/root/.cache/llama.cpp"]`.
-    ///
-    /// Accepted (both `--flag value` and `--flag=value`): a leading `run`; `--rm`, `-d`/`--detach`,
-    /// `-i`, `-t`, `-it`, `--init` (ignored: the runtime removes its containers itself and always
-    /// runs an init); `--network`/`--net` `host` or `bridge`; `--gpus` (`all`, a number,
-    /// `device=0,1`, quoted or not); `-v`/`--volume`; `--shm-size`; `-m`/`--memory`;
-    /// `-e`/`--env KEY=VALUE`; `--entrypoint`. Anything else is an error naming the argument.
-    ///
-    /// A volume source `~` or `~/...` is expanded with the `HOME` environment variable when it is
-    /// set (the Go llamactl's default arguments mount `~/.cache/llama.cpp`); without `HOME` it is
-    /// left as is and the volume is refused.
-    ///
-    /// ```
-    /// use llamactl_core::options::docker::{DockerNetwork, DockerRunOptions, GpuRequest};
-    ///
-    /// let args: Vec<String> = ["run", "--rm", "--network", "host", "--gpus", "all", "--shm-size", "1g"]
-    ///     .map(String::from)
-    ///     .to_vec();
-    /// let options = DockerRunOptions::from_run_args(&args)?;
-    /// assert_eq!(options.network, Some(DockerNetwork::Host));
-    /// assert_eq!(options.gpus, Some(GpuRequest::All));
-    /// assert!(DockerRunOptions::from_run_args(&["--privileged".to_owned()]).is_err());
-    /// # Ok::<(), String>(())
-    /// ```
-    pub fn from_run_args(args: &[String]) -> Result<DockerRunOptions, String> {
-        let home = std::env::var("HOME").ok().filter(|home| !home.is_empty());
-        parse_run_args(args, home.as_deref())
-    }
-}
-
-/// The container's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DockerNetwork {
-    /// Docker's default bridge network; the backend's port is published on the host.
-    Bridge,
-    /// The host's network namespace; the backend binds the host's address itself.
-    Host,
-}
-
-impl DockerNetwork {
-    /// `"bridge"` or `"host"`, as in the configuration and in Docker's `NetworkMode`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bridge => "bridge",
-            Self::Host => "host",
-        }
-    }
-}
-
-impl fmt::Display for DockerNetwork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

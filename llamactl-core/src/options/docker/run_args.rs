@@ -1,12 +1,47 @@
 //! The Go llamactl's `docker run` arguments (`backends.<backend>.docker.args`) read as
 //! [`DockerRunOptions`].
 
+use super::DockerRunOptions;
+use super::byte_size::ByteSize;
+use super::gpus::GpuRequest;
+use super::network::DockerNetwork;
 use super::volume::parse_volume;
-use super::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
 
 /// What [`DockerRunOptions::from_run_args`] accepts, for its error messages.
 const SUPPORTED_RUN_ARGS: &str = "--rm, -d/--detach, -i, -t, -it, --init (all ignored), --network/--net host|bridge, \
      --gpus, -v/--volume, --shm-size, -m/--memory, -e/--env KEY=VALUE, --entrypoint";
+
+impl DockerRunOptions {
+    /// Reads the Go llamactl's `backends.<backend>.docker.args`: `docker run` arguments such as
+    /// `["run", "--rm", "--network", "host", "--gpus", "all", "-v", "~/.cache/llama.cpp:/root/.cache/llama.cpp"]`.
+    ///
+    /// Accepted (both `--flag value` and `--flag=value`): a leading `run`; `--rm`, `-d`/`--detach`,
+    /// `-i`, `-t`, `-it`, `--init` (ignored: the runtime removes its containers itself and always
+    /// runs an init); `--network`/`--net` `host` or `bridge`; `--gpus` (`all`, a number,
+    /// `device=0,1`, quoted or not); `-v`/`--volume`; `--shm-size`; `-m`/`--memory`;
+    /// `-e`/`--env KEY=VALUE`; `--entrypoint`. Anything else is an error naming the argument.
+    ///
+    /// A volume source `~` or `~/...` is expanded with the `HOME` environment variable when it is
+    /// set (the Go llamactl's default arguments mount `~/.cache/llama.cpp`); without `HOME` it is
+    /// left as is and the volume is refused.
+    ///
+    /// ```
+    /// use llamactl_core::options::docker::{DockerNetwork, DockerRunOptions, GpuRequest};
+    ///
+    /// let args: Vec<String> = ["run", "--rm", "--network", "host", "--gpus", "all", "--shm-size", "1g"]
+    ///     .map(String::from)
+    ///     .to_vec();
+    /// let options = DockerRunOptions::from_run_args(&args)?;
+    /// assert_eq!(options.network, Some(DockerNetwork::Host));
+    /// assert_eq!(options.gpus, Some(GpuRequest::All));
+    /// assert!(DockerRunOptions::from_run_args(&["--privileged".to_owned()]).is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn from_run_args(args: &[String]) -> Result<DockerRunOptions, String> {
+        let home = std::env::var("HOME").ok().filter(|home| !home.is_empty());
+        parse_run_args(args, home.as_deref())
+    }
+}
 
 /// [`DockerRunOptions::from_run_args`] with the home folder given (`None`: `~` stays as it is).
 pub(super) fn parse_run_args(args: &[String], home: Option<&str>) -> Result<DockerRunOptions, String> {

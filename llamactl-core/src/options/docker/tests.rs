@@ -1,4 +1,4 @@
-use super::run_args::expand_home;
+use super::run_args::{expand_home, parse_run_args};
 use super::*;
 use serde_json::json;
 

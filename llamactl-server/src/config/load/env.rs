@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// figment metadata name of the environment provider.
 pub(super) const ENV_PROVIDER_NAME: &str = "LLAMACTL_* environment variables";
