@@ -1,6 +1,8 @@
 //! Backends as Docker containers, driven through the Docker Engine API (bollard), never the
-//! `docker` command: how a container is run ([`options`]), the request that creates it
-//! ([`spec`]), the engine connection ([`DockerEngine`]) and a running container.
+//! `docker` command: the request that creates a container ([`spec`]), the engine connection
+//! ([`DockerEngine`]) and a running container. How a container is run is an instance option:
+//! [`DockerRunOptions`] and its parts are defined in [`crate::options::docker`] and re-exported
+//! here.
 //!
 //! A container gets a deterministic name (`llamactl-<instance>-<manager id>`) and labels
 //! (manager id, instance, options hash). In the default bridge network the backend's port is
@@ -11,11 +13,13 @@
 
 mod container;
 mod engine;
-pub mod options;
 mod settings;
 pub mod spec;
 
+/// The former home of the run options, kept so that `docker::options::...` paths still work.
+pub use crate::options::docker as options;
+
+pub use crate::options::docker::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
 pub use container::RunningContainer;
 pub use engine::{DockerEngine, EngineUnreachable, LabelledContainer};
-pub use options::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
 pub use settings::{BackendDocker, DockerSettings, config_key};

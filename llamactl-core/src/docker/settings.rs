@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::options::DockerRunOptions;
+use crate::options::docker::DockerRunOptions;
 use crate::{BackendType, InstanceOptions};
 
 /// The name of a backend in the configuration (`backends.<name>`), as the Go llamactl spells it.

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use llamactl_core::ManagerConfig;
 use llamactl_core::backend::{BackendSettings, BackendsSettings};
-use llamactl_core::docker::{BackendDocker, ByteSize, DockerNetwork, DockerRunOptions, DockerSettings, GpuRequest};
+use llamactl_core::docker::{BackendDocker, DockerSettings};
 use llamactl_core::logs::Rotation;
 use llamactl_core::manager::{InstanceSettings, ShutdownPolicy};
+use llamactl_core::options::docker::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, LoadedConfig, load};
