@@ -8,6 +8,7 @@
 //!     [--exit-after-ms 1000 --exit-code 3] [--ignore-sigterm] [--spawn-child]
 //!     [--response-delay-ms 200] [--print-env VAR] [--log-lines N] [--stdout-junk]
 //!     [--allocate-mb-after-ready N]   (touches N MiB once ready: for out-of-memory tests)
+//!     [--tag TEXT]   (returned by the echo routes: tells which run answered)
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ struct Options {
     print_env: Vec<String>,
     log_lines: u32,
     allocate_mb: usize,
+    tag: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -75,6 +77,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--allocate-mb-after-ready" => {
                 options.allocate_mb = args.next().context("--allocate-mb-after-ready needs a value")?.parse()?
             }
+            "--tag" => options.tag = Some(args.next().context("--tag needs a value")?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -90,6 +93,7 @@ struct AppState {
     requests: AtomicU64,
     stream_chunks: usize,
     stream_interval: Duration,
+    tag: Option<String>,
 }
 
 /// Says on stdout how far a stream got when it is dropped (finished or cut by the client).
@@ -169,10 +173,21 @@ async fn chat(State(state): State<Arc<AppState>>, Json(body): Json<Value>) -> ax
 
 /// Echoes what reached the backend: headers, path (as sent, still percent-encoded), query and
 /// the body byte for byte.
-async fn echo(headers: axum::http::HeaderMap, uri: axum::http::Uri, body: axum::body::Bytes) -> Json<Value> {
+async fn echo(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> Json<Value> {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("")))).collect();
-    Json(json!({"headers": headers, "path": uri.path(), "query": uri.query(), "body": String::from_utf8_lossy(&body)}))
+    Json(json!({
+        "headers": headers,
+        "path": uri.path(),
+        "query": uri.query(),
+        "body": String::from_utf8_lossy(&body),
+        "tag": state.tag,
+    }))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -215,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
         requests: AtomicU64::new(0),
         stream_chunks: options.stream_chunks,
         stream_interval: options.stream_interval,
+        tag: options.tag.clone(),
     });
     if !options.never_ready {
         let state = state.clone();
