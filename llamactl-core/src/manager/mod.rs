@@ -6,10 +6,12 @@
 mod activity;
 mod actor;
 mod adoption;
-mod backoff;
+mod command;
 mod config;
+mod context;
 mod error;
 mod mailbox;
+mod restart_policy;
 mod slots;
 mod state;
 
@@ -23,14 +25,16 @@ use tokio::sync::{Mutex, broadcast, oneshot, watch};
 use tokio::time::Instant;
 
 pub use activity::ActivityGuard;
-pub use backoff::restart_delay;
 pub use config::{InstanceSettings, ManagerConfig, ShutdownPolicy};
 pub use error::{Limit, ManagerError};
+pub use restart_policy::restart_delay;
 pub use state::{InstanceInfo, InstanceState, InstanceView, Lease, ReadyOptions, StatusNotice};
 
 use activity::Activity;
-use actor::{Actor, Command, Context};
+use actor::Actor;
 use adoption::{Adoption, Boot};
+use command::Command;
+use context::Context;
 use mailbox::Mailbox;
 use slots::{Limits, SlotReservation, Slots};
 
@@ -39,6 +43,7 @@ use crate::docker::DockerEngine;
 use crate::logs::LogStore;
 use crate::ports::PortAllocator;
 use crate::readiness::ReadinessProbe;
+use crate::runtime::Runtimes;
 use crate::{DesiredState, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
 fn view_of<'a>(handle: &'a Handle, state: &'a InstanceState, now: Instant, wall: DateTime<Utc>) -> InstanceView<'a> {
@@ -151,7 +156,7 @@ impl Manager {
             slots: Slots::new(limits),
             probe: ReadinessProbe::new(),
             notices: broadcast::channel(NOTICES).0,
-            docker: DockerEngine::new(config.docker.clone(), manager_id),
+            runtime: Runtimes::new(DockerEngine::new(config.docker.clone(), manager_id)),
             db,
             config,
         });
@@ -256,7 +261,7 @@ impl Manager {
 
     /// The Docker runtime (its manager id labels this manager's containers).
     pub fn docker(&self) -> &DockerEngine {
-        &self.shared.ctx.docker
+        self.shared.ctx.runtime.docker()
     }
 
     /// The database the manager persists to.
