@@ -63,3 +63,73 @@ impl Runtimes {
         &self.docker
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::docker::{BackendDocker, DockerSettings};
+    use crate::logs::LogStore;
+    use crate::process::ProcessIdentity;
+    use crate::runtime::{AdoptError, RunIdentity};
+
+    fn options(json: &str) -> InstanceOptions {
+        InstanceOptions::from_json(json).unwrap()
+    }
+
+    fn runtimes(settings: DockerSettings) -> Runtimes {
+        // An address nothing answers on: no test here may reach an engine.
+        let settings = DockerSettings { host: Some("tcp://127.0.0.1:9".into()), ..settings };
+        Runtimes::new(DockerEngine::new(settings, "test-manager"))
+    }
+
+    fn logs() -> Arc<LogStore> {
+        Arc::new(LogStore::new(None, 10, Default::default()))
+    }
+
+    #[test]
+    fn the_instance_or_its_backend_settings_choose_the_runtime() {
+        let llama = r#"{"backend_type":"llama_cpp","backend_options":{"model":"/m.gguf"}"#;
+        let plain = options(&format!("{llama}}}"));
+        let boxed = options(&format!(r#"{llama},"docker_enabled":true}}"#));
+        let unboxed = options(&format!(r#"{llama},"docker_enabled":false}}"#));
+        let default = runtimes(DockerSettings::default());
+        assert_eq!(default.kind_for(&plain), RuntimeKind::Process);
+        assert_eq!(default.kind_for(&boxed), RuntimeKind::Docker);
+        assert_eq!(default.kind_for(&unboxed), RuntimeKind::Process);
+        let enabled = DockerSettings::default();
+        let enabled = runtimes(DockerSettings {
+            llama_cpp: BackendDocker { enabled: true, ..enabled.llama_cpp.clone() },
+            ..enabled
+        });
+        assert_eq!(enabled.kind_for(&plain), RuntimeKind::Docker);
+        assert_eq!(enabled.kind_for(&unboxed), RuntimeKind::Process, "the instance's own choice wins");
+        for kind in [RuntimeKind::Process, RuntimeKind::Docker] {
+            assert_eq!(enabled.get(kind).kind(), kind);
+        }
+        assert_eq!(enabled.for_options(&plain).kind(), RuntimeKind::Docker);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_refuses_to_take_over_a_run_that_is_not_its_own() {
+        let runtimes = runtimes(DockerSettings::default());
+        let container =
+            RunIdentity::Container { id: "c0ffee".into(), name: "llamactl-a".into(), options_hash: "h".into() };
+        let process = |output: Option<&str>| RunIdentity::Process {
+            identity: ProcessIdentity { pid: i32::MAX, start_ticks: 1, boot_id: None },
+            command_hash: "h".into(),
+            output: output.map(Into::into),
+        };
+        let local = runtimes.get(RuntimeKind::Process);
+        let error = local.adopt(container, logs()).await.unwrap_err();
+        assert_eq!(
+            error,
+            AdoptError::OtherRuntime { run: "container llamactl-a".into(), runtime: RuntimeKind::Process }
+        );
+        assert_eq!(local.adopt(process(None), logs()).await.unwrap_err(), AdoptError::NoOutputFile);
+        let docker = runtimes.get(RuntimeKind::Docker);
+        let error = docker.adopt(process(Some("/tmp/a.output")), logs()).await.unwrap_err();
+        assert_eq!(error.to_string(), format!("process {} is not run by the Docker runtime", i32::MAX));
+    }
+}

@@ -313,3 +313,6 @@ impl Actor {
         let _ = self.ctx.notices.send(StatusNotice { name: self.name.to_string(), from, to, reason, at });
     }
 }
+
+#[cfg(test)]
+mod tests;
