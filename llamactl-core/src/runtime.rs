@@ -1,5 +1,17 @@
-//! What runs a backend — a local process or a Docker container — behind one trait, so that
-//! the supervisor drives both alike: start, wait for the exit, stop, and leave nothing behind.
+//! What runs a backend — a local process or a Docker container — behind two traits, so that
+//! the supervisor drives both alike and never asks which one it has:
+//!
+//! - a [`Runtime`] starts a backend ([`Runtime::launch`]) or takes over one an earlier manager
+//!   left running ([`Runtime::adopt`]);
+//! - a [`BackendRun`] is one started backend: wait for its exit, stop it, leave nothing behind.
+//!
+//! [`Runtimes`] holds every runtime of a manager and is the one place that decides which runtime
+//! runs an instance ([`Runtimes::kind_for`]). The local process runtime is
+//! [`LocalProcesses`](crate::process::LocalProcesses), the Docker one
+//! [`DockerEngine`](crate::docker::DockerEngine); another engine is one more [`Runtime`] and one
+//! more [`RuntimeKind`].
+
+mod runtimes;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,10 +20,37 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::backend::{BackendsSettings, Listen, build_command};
-use crate::logs::{LogStore, LogStream};
-use crate::process::{ProcessIdentity, RunningProcess};
+pub use runtimes::Runtimes;
+
+use crate::backend::{BackendsSettings, Listen};
+use crate::db::RuntimeRecord;
+use crate::logs::LogStore;
+use crate::process::ProcessIdentity;
 use crate::{ExitInfo, InstanceOptions, TransitionReason};
+
+/// Which runtime runs a backend.
+///
+/// ```
+/// use llamactl_core::runtime::RuntimeKind;
+/// assert_eq!(RuntimeKind::Process.to_string(), "local process");
+/// assert_eq!(RuntimeKind::Docker.to_string(), "Docker");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    /// A local process in its own session and process group.
+    Process,
+    /// A container of the Docker engine.
+    Docker,
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Process => "local process",
+            Self::Docker => "Docker",
+        })
+    }
+}
 
 /// How a run ended, as its runtime saw it.
 ///
@@ -67,6 +106,55 @@ pub enum RunIdentity {
     },
 }
 
+impl RunIdentity {
+    /// The runtime this run belongs to.
+    pub fn kind(&self) -> RuntimeKind {
+        match self {
+            Self::Process { .. } => RuntimeKind::Process,
+            Self::Container { .. } => RuntimeKind::Docker,
+        }
+    }
+
+    /// Writes what identifies the run into `record` (and clears what belongs to the other
+    /// runtimes), so that the next manager can find it again.
+    pub fn record_in(self, record: &mut RuntimeRecord) {
+        match self {
+            Self::Process { identity, command_hash, output } => {
+                record.pid = Some(identity.pid);
+                record.process_start_ticks = Some(identity.start_ticks);
+                record.boot_id = identity.boot_id;
+                record.container_id = None;
+                record.command_hash = Some(command_hash);
+                record.output_path = output;
+            }
+            Self::Container { id, options_hash, .. } => {
+                record.pid = None;
+                record.process_start_ticks = None;
+                record.boot_id = None;
+                record.container_id = Some(id);
+                record.command_hash = Some(options_hash);
+                record.output_path = None;
+            }
+        }
+    }
+}
+
+/// What the run is, for people: `process 1234`, `container llamactl-a-1f2e`.
+///
+/// ```
+/// use llamactl_core::runtime::RunIdentity;
+/// let run = RunIdentity::Container { id: "0f1e".into(), name: "llamactl-a-m1".into(), options_hash: "h".into() };
+/// assert_eq!(run.to_string(), "container llamactl-a-m1");
+/// ```
+impl fmt::Display for RunIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Process { identity, .. } => write!(f, "process {}", identity.pid),
+            Self::Container { name, .. } => write!(f, "container {name}"),
+        }
+    }
+}
+
 /// A started backend, whatever runs it.
 ///
 /// Dropping it while the backend may still run kills it (process group) or removes it
@@ -91,34 +179,6 @@ pub trait BackendRun: Send + Sync + fmt::Debug {
     /// Leaves the backend running when this handle is dropped, for the next manager to adopt
     /// (shutdown policy `keep`).
     fn detach(&mut self);
-}
-
-#[async_trait]
-impl BackendRun for RunningProcess {
-    fn identity(&self) -> RunIdentity {
-        RunIdentity::Process {
-            identity: RunningProcess::identity(self).clone(),
-            command_hash: self.command_hash().to_owned(),
-            output: self.output_path().map(Path::to_path_buf),
-        }
-    }
-
-    async fn wait(&mut self) -> RunExit {
-        RunningProcess::wait(self).await.into()
-    }
-
-    async fn stop(&mut self, grace: Duration, kill_timeout: Duration) -> (RunExit, bool) {
-        let (exit, killed) = RunningProcess::stop(self, grace, kill_timeout).await;
-        (exit.into(), killed)
-    }
-
-    async fn finish(&mut self, timeout: Duration) {
-        self.reap_group(timeout).await;
-    }
-
-    fn detach(&mut self) {
-        RunningProcess::detach(self);
-    }
 }
 
 /// A run that could not be started: the reason to record, and the message for people.
@@ -154,22 +214,38 @@ pub struct Launch<'a> {
     pub output: Option<&'a Path>,
 }
 
-/// Starts the backend as a local process in its own process group: with an `output` file, so
-/// that it can outlive the manager (and be adopted by the next one); without, through pipes.
-pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError> {
-    let Some(command) = build_command(launch.name, launch.options, launch.backends, launch.listen) else {
-        return Err(LaunchError::refused("no command to run"));
-    };
-    logs.push(LogStream::Manager, format!("starting: {command}"));
-    let spawned = match launch.output {
-        Some(output) => RunningProcess::spawn_detachable(&command, logs, output),
-        None => RunningProcess::spawn(&command, logs),
-    };
-    match spawned {
-        Ok(process) => Ok(Box::new(process)),
-        Err(error) => Err(LaunchError {
-            reason: TransitionReason::SpawnFailed { error: error.source.to_string() },
-            message: error.to_string(),
-        }),
-    }
+/// Why a run left by an earlier manager could not be taken over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdoptError {
+    /// The run belongs to another runtime than the one asked to take it over.
+    #[error("{run} is not run by the {runtime} runtime")]
+    OtherRuntime {
+        /// The run, for people.
+        run: String,
+        /// The runtime that was asked.
+        runtime: RuntimeKind,
+    },
+    /// A local process whose output went to pipes of the manager that started it: there is
+    /// nothing to follow its output from.
+    #[error("its output went to a pipe of the manager that started it")]
+    NoOutputFile,
+    /// What runs it cannot be reached (an engine that does not answer).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Something that runs backends: local processes, a Docker engine. The actor starts and takes
+/// over backends only through this trait, given by [`Runtimes::for_options`].
+#[async_trait]
+pub trait Runtime: Send + Sync + fmt::Debug {
+    /// Which runtime this is.
+    fn kind(&self) -> RuntimeKind;
+
+    /// Starts the backend `launch` describes, its output going to `logs`. A runtime that does
+    /// not answer in time fails the launch rather than holding the instance.
+    async fn launch(&self, launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError>;
+
+    /// Takes over `run`, a backend an earlier manager started and left running: its end is
+    /// watched and its output followed into `logs` from where that manager's log stopped.
+    async fn adopt(&self, run: RunIdentity, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, AdoptError>;
 }

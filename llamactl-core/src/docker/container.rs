@@ -9,7 +9,7 @@ use bollard::Docker;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::engine::{follow_logs, kill_container, remove_container, stop_container, wait_exit};
+use super::api::{follow_logs, kill_container, remove_container, stop_container, wait_exit};
 use crate::logs::LogStore;
 use crate::runtime::{BackendRun, RunExit, RunIdentity};
 

@@ -1,8 +1,9 @@
 //! Backends as Docker containers, driven through the Docker Engine API (bollard), never the
-//! `docker` command: the request that creates a container ([`spec`]), the engine connection
-//! ([`DockerEngine`]) and a running container. How a container is run is an instance option:
-//! [`DockerRunOptions`] and its parts are defined in [`crate::options::docker`] and re-exported
-//! here.
+//! `docker` command: the request that creates a container ([`spec`]), the runtime
+//! ([`DockerEngine`]: the engine connection, launch and takeover), the Engine API calls it makes
+//! (`api`, the only file that calls bollard's requests) and a running container
+//! ([`RunningContainer`]). How a container is run is an instance option: [`DockerRunOptions`]
+//! and its parts are defined in [`crate::options::docker`] and re-exported here.
 //!
 //! A container gets a deterministic name (`llamactl-<instance>-<manager id>`) and labels
 //! (manager id, instance, options hash). In the default bridge network the backend's port is
@@ -11,6 +12,7 @@
 //! engine's stop with the grace period, then a kill, then removal; a container is never left
 //! behind, and those an earlier manager left are removed at boot (found by label).
 
+mod api;
 mod container;
 mod engine;
 mod settings;
@@ -20,6 +22,7 @@ pub mod spec;
 pub use crate::options::docker as options;
 
 pub use crate::options::docker::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
+pub use api::LabelledContainer;
 pub use container::RunningContainer;
-pub use engine::{DockerEngine, EngineUnreachable, LabelledContainer};
+pub use engine::{DockerEngine, EngineUnreachable};
 pub use settings::{BackendDocker, DockerSettings, config_key};

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Manager;
-use super::actor::Command;
+use super::command::Command;
 use super::error::{Limit, ManagerError};
 use super::handle::Handle;
 use super::slots::SlotReservation;

@@ -4,18 +4,18 @@
 //! the event log (`adopted`, `adoption_refused`, `leftover_stopped`, ...).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
 
-use super::actor::Context;
+use super::context::Context;
 use crate::backend::{Listen, build_command};
 use crate::db::{StoredInstance, Transition};
 use crate::docker::LabelledContainer;
 use crate::ports::PortLease;
 use crate::process::{ProcessIdentity, command_hash, running_command_hash, terminate_group};
+use crate::runtime::{RunIdentity, RuntimeKind};
 use crate::{InstanceOptions, InstanceStatus, TransitionReason};
 
 /// Readiness probes of a backend that was running, before it is given up on (3 s at most).
@@ -23,19 +23,12 @@ const PROBE_ATTEMPTS: u32 = 5;
 const PROBE_PAUSE: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// What is taken over.
-#[derive(Debug)]
-pub(crate) enum Plan {
-    /// A local process, followed from its output file.
-    Process { identity: ProcessIdentity, command_hash: String, output: PathBuf },
-    /// A container, found by this manager's label.
-    Container { id: String, name: String, options_hash: String },
-}
-
 /// A backend to take over, with the port and running slot it holds.
 #[derive(Debug)]
 pub(crate) struct Adoption {
-    pub(crate) plan: Plan,
+    /// What is taken over: a local process (followed from its output file) or a container
+    /// (found by this manager's label).
+    pub(crate) run: RunIdentity,
     pub(crate) port: PortLease,
     pub(crate) listen: Listen,
     /// `running`, or `starting` (still loading: its readiness is awaited as after a start).
@@ -71,7 +64,7 @@ pub(crate) async fn recover_all(ctx: &Context, stored: Vec<StoredInstance>) -> V
         }
         tracing::warn!(container = %container.name, instance = %container.instance, state = %container.state,
             "removing a container left by an earlier manager");
-        if let Err(error) = ctx.docker.remove(&container.id).await {
+        if let Err(error) = ctx.runtime.docker().remove(&container.id).await {
             tracing::error!(container = %container.name, %error, "cannot remove leftover container");
         }
         removed.insert(container.instance.clone(), container.name);
@@ -98,7 +91,7 @@ async fn labelled_containers(ctx: &Context, stored: &[StoredInstance]) -> Vec<La
     if !in_use {
         return Vec::new();
     }
-    match ctx.docker.labelled_containers().await {
+    match ctx.runtime.docker().labelled_containers().await {
         Ok(found) => found,
         Err(error) => {
             tracing::warn!(%error, "cannot look for containers left by an earlier manager");
@@ -120,7 +113,7 @@ async fn recover(
             Ok(adoption) => return Boot::Adopt(stored, adoption),
             Err(why) => {
                 tracing::warn!(instance = %stored.name, container = %container.name, %why, "not taking over a container");
-                if let Err(error) = ctx.docker.remove(&container.id).await {
+                if let Err(error) = ctx.runtime.docker().remove(&container.id).await {
                     tracing::error!(container = %container.name, %error, "cannot remove a container");
                 }
                 reason = TransitionReason::AdoptionRefused { why };
@@ -219,7 +212,7 @@ fn hold(ctx: &Context, stored: &StoredInstance, options: &InstanceOptions, port:
 
 async fn check_process(ctx: &Context, stored: &StoredInstance, identity: ProcessIdentity) -> Result<Adoption, String> {
     let (options, listen, status) = basics(ctx, stored)?;
-    if ctx.config.docker.wanted(options) {
+    if ctx.runtime.kind_for(options) != RuntimeKind::Process {
         return Err("its options now say it runs in a container".into());
     }
     let output =
@@ -238,7 +231,8 @@ async fn check_process(ctx: &Context, stored: &StoredInstance, identity: Process
         answers(ctx, options, &listen).await?;
     }
     let port = hold(ctx, stored, options, listen.port)?;
-    Ok(Adoption { plan: Plan::Process { identity, command_hash: running, output }, port, listen, status, done: None })
+    let run = RunIdentity::Process { identity, command_hash: running, output: Some(output) };
+    Ok(Adoption { run, port, listen, status, done: None })
 }
 
 async fn check_container(
@@ -247,7 +241,7 @@ async fn check_container(
     container: &LabelledContainer,
 ) -> Result<Adoption, String> {
     let (options, listen, status) = basics(ctx, stored)?;
-    if !ctx.config.docker.wanted(options) {
+    if ctx.runtime.kind_for(options) != RuntimeKind::Docker {
         return Err("its options now say it runs as a local process".into());
     }
     let expected = crate::docker::spec::options_hash(&serde_json::to_string(options).unwrap_or_default());
@@ -258,6 +252,6 @@ async fn check_container(
         answers(ctx, options, &listen).await?;
     }
     let port = hold(ctx, stored, options, listen.port)?;
-    let plan = Plan::Container { id: container.id.clone(), name: container.name.clone(), options_hash: expected };
-    Ok(Adoption { plan, port, listen, status, done: None })
+    let run = RunIdentity::Container { id: container.id.clone(), name: container.name.clone(), options_hash: expected };
+    Ok(Adoption { run, port, listen, status, done: None })
 }

@@ -10,9 +10,9 @@ use chrono::Utc;
 use tokio::sync::{Mutex, broadcast, oneshot, watch};
 
 use super::activity::Activity;
-use super::actor::Context;
 use super::adoption::{self, Adoption, Boot};
 use super::config::ManagerConfig;
+use super::context::Context;
 use super::error::ManagerError;
 use super::handle::Handle;
 use super::mailbox::Mailbox;
@@ -24,6 +24,7 @@ use crate::docker::DockerEngine;
 use crate::logs::LogStore;
 use crate::ports::PortAllocator;
 use crate::readiness::ReadinessProbe;
+use crate::runtime::Runtimes;
 use crate::{DesiredState, InstanceName, TransitionReason};
 
 /// Status notices a slow subscriber may fall behind.
@@ -55,7 +56,7 @@ impl Manager {
             slots: Slots::new(limits),
             probe: ReadinessProbe::new(),
             notices: broadcast::channel(NOTICES).0,
-            docker: DockerEngine::new(config.docker.clone(), manager_id),
+            runtime: Runtimes::new(DockerEngine::new(config.docker.clone(), manager_id)),
             db,
             config,
         });
@@ -118,6 +119,7 @@ impl Manager {
             updated_at: stored.updated_at,
             runtime: stored.runtime,
             listen: None,
+            serving: None,
             attempt: 0,
         };
         let log_path = ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));

@@ -2,7 +2,7 @@
 //! ports, serialised with each other (the definitions lock) and within `max_instances`.
 
 use super::Manager;
-use super::actor::Command;
+use super::command::Command;
 use super::error::ManagerError;
 use super::state::InstanceInfo;
 use crate::{InstanceName, InstanceOptions};

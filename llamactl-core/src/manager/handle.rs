@@ -8,8 +8,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::activity::Activity;
-use super::actor::{Actor, Command, Context};
+use super::actor::Actor;
 use super::adoption::Adoption;
+use super::command::Command;
+use super::context::Context;
 use super::error::ManagerError;
 use super::mailbox::{self, Mailbox};
 use super::state::{InstanceState, InstanceView};

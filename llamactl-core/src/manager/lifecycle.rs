@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Manager;
-use super::actor::Command;
+use super::command::Command;
 use super::error::ManagerError;
 use super::state::InstanceInfo;
 use crate::{DesiredState, TransitionReason};

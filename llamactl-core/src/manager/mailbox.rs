@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, error::SendError};
 
-use super::actor::Command;
+use super::command::Command;
 
 /// Where an actor's commands go. Unbounded: every sender waits for its answer, so the queue is
 /// bounded by the callers waiting on the instance.

@@ -8,16 +8,18 @@ mod activity;
 mod actor;
 mod admission;
 mod adoption;
-mod backoff;
 mod boot;
 mod cold_start_queue;
+mod command;
 mod config;
+mod context;
 mod definitions;
 mod error;
 mod handle;
 mod lifecycle;
 mod mailbox;
 mod on_demand;
+mod restart_policy;
 mod slots;
 mod state;
 
@@ -30,14 +32,15 @@ use tokio::sync::{Mutex, broadcast, watch};
 use tokio::time::Instant;
 
 pub use activity::ActivityGuard;
-pub use backoff::restart_delay;
 pub use cold_start_queue::{ColdStartQueue, QueueFull, QueuePlace};
 pub use config::{InstanceSettings, ManagerConfig, ShutdownPolicy};
 pub use error::{Limit, ManagerError};
 pub use on_demand::{LeaseRequest, Rights};
-pub use state::{InstanceInfo, InstanceState, InstanceView, Lease, StatusNotice};
+pub use restart_policy::restart_delay;
+pub use state::{InstanceInfo, InstanceState, InstanceView, Lease, Serving, StatusNotice};
 
-use actor::{Command, Context};
+use command::Command;
+use context::Context;
 use handle::{Handle, view_of};
 
 use crate::db::{Database, EventQuery, InstanceEvent};
@@ -89,7 +92,7 @@ impl Manager {
 
     /// The Docker runtime (its manager id labels this manager's containers).
     pub fn docker(&self) -> &DockerEngine {
-        &self.shared.ctx.docker
+        self.shared.ctx.runtime.docker()
     }
 
     /// The database the manager persists to.

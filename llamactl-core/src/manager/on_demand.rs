@@ -11,10 +11,11 @@ use tokio::time::Instant;
 
 use super::Manager;
 use super::activity::ActivityGuard;
-use super::actor::Command;
 use super::cold_start_queue::ColdStartQueue;
+use super::command::Command;
 use super::error::ManagerError;
 use super::handle::Handle;
+use super::restart_policy::{self, OnDemand};
 use super::state::{InstanceState, Lease};
 use crate::{InstanceStatus, TransitionReason};
 
@@ -175,12 +176,12 @@ impl Manager {
                     }
                     // A start that failed moments ago is reported again rather than retried at
                     // once, so a stream of requests cannot turn into a stream of doomed spawns.
-                    if status == InstanceStatus::Failed && !requested {
-                        let cooldown = settings.as_ref().map(|s| s.restart_delay).unwrap_or_default();
-                        let since = failed_at.and_then(|t| (Utc::now() - t).to_std().ok()).unwrap_or(cooldown);
-                        if since < cooldown {
-                            return Err(failure(Some(cooldown - since)));
-                        }
+                    if status == InstanceStatus::Failed
+                        && !requested
+                        && let OnDemand::RetryAfter(wait) =
+                            restart_policy::after_failed_start(settings.as_ref(), failed_at, Utc::now())
+                    {
+                        return Err(failure(Some(wait)));
                     }
                     self.check_running()?;
                     let slot = self.admit(handle, deadline, may_evict).await?;
@@ -216,13 +217,12 @@ impl Manager {
         let guard = handle.activity.try_enter()?;
         let state = handle.state.borrow();
         let listen = state.listen.clone()?;
-        let request_model = state.options.as_ref().ok().and_then(|o| o.backend.as_backend().request_model());
-        let backend = state.options.as_ref().ok().map(|o| o.backend.backend_type());
+        let serving = state.serving.clone();
         Some(Lease {
             name: handle.name.clone(),
             listen,
-            request_model,
-            backend,
+            request_model: serving.as_ref().and_then(|s| s.request_model.clone()),
+            backend: serving.map(|s| s.backend),
             attempt: state.attempt,
             waited: None,
             _guard: guard,

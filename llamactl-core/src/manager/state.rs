@@ -28,6 +28,10 @@ pub struct InstanceState {
     pub runtime: RuntimeRecord,
     /// Where the backend listens, while it has a process.
     pub listen: Option<Listen>,
+    /// While it has a process: the backend type and the `model` requests must carry, from the
+    /// options that run was started with (an update publishes new options before the old run
+    /// stops; a request leased on the old run still gets the old run's name).
+    pub serving: Option<Serving>,
     /// Number of start attempts in this manager's life.
     pub attempt: u64,
 }
@@ -117,6 +121,22 @@ impl InstanceInfo {
     /// Reason of the last transition.
     pub fn last_reason(&self) -> Option<&TransitionReason> {
         self.state.runtime.last_reason.as_ref()
+    }
+}
+
+/// What a run was started as, for the requests leased on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    /// Its backend type.
+    pub backend: crate::BackendType,
+    /// The `model` value requests must carry for it, if it insists on one.
+    pub request_model: Option<String>,
+}
+
+impl Serving {
+    /// What a run started with `options` serves as.
+    pub fn of(options: &crate::InstanceOptions) -> Self {
+        Self { backend: options.backend.backend_type(), request_model: options.backend.as_backend().request_model() }
     }
 }
 

@@ -1,10 +1,12 @@
 //! Backends as local processes: each in its own process group, its output captured line by
 //! line into the instance's log, stopped with SIGTERM to the group, a grace period, then
-//! SIGKILL, and never left behind.
+//! SIGKILL, and never left behind. [`LocalProcesses`] is this runtime's
+//! [`Runtime`](crate::runtime::Runtime).
 
 mod adopted;
 mod group;
 mod identity;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use adopted::AdoptedProcess;
 pub use group::{GroupStop, group_alive, signal_group, terminate_group, wait_group_gone};
 pub use identity::{ProcessIdentity, boot_id, command_hash, running_command_hash};
+pub use runtime::{LocalProcesses, launch_process};
 
 use crate::ExitInfo;
 use crate::backend::CommandLine;

@@ -1,0 +1,95 @@
+//! The local process runtime: a backend started as a process of this machine, in its own
+//! session and process group, or taken over from the output file an earlier manager left.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{AdoptedProcess, RunningProcess};
+use crate::TransitionReason;
+use crate::backend::build_command;
+use crate::logs::{LogStore, LogStream};
+use crate::runtime::{AdoptError, BackendRun, Launch, LaunchError, RunExit, RunIdentity, Runtime, RuntimeKind};
+
+/// The runtime of local processes.
+///
+/// ```
+/// use llamactl_core::process::LocalProcesses;
+/// use llamactl_core::runtime::{Runtime, RuntimeKind};
+/// assert_eq!(LocalProcesses.kind(), RuntimeKind::Process);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalProcesses;
+
+#[async_trait]
+impl Runtime for LocalProcesses {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Process
+    }
+
+    async fn launch(&self, launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError> {
+        launch_process(launch, logs)
+    }
+
+    /// Follows the process's output file from where the last manager stopped reading; a
+    /// process whose output went to pipes cannot be taken over.
+    async fn adopt(&self, run: RunIdentity, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, AdoptError> {
+        match run {
+            RunIdentity::Process { identity, command_hash, output: Some(output) } => {
+                Ok(Box::new(AdoptedProcess::adopt(identity, command_hash, output, logs)))
+            }
+            RunIdentity::Process { output: None, .. } => Err(AdoptError::NoOutputFile),
+            other => Err(AdoptError::OtherRuntime { run: other.to_string(), runtime: RuntimeKind::Process }),
+        }
+    }
+}
+
+/// Starts the backend as a local process in its own process group: with an `output` file, so
+/// that it can outlive the manager (and be adopted by the next one); without, through pipes.
+pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError> {
+    let Some(command) = build_command(launch.name, launch.options, launch.backends, launch.listen) else {
+        return Err(LaunchError::refused("no command to run"));
+    };
+    logs.push(LogStream::Manager, format!("starting: {command}"));
+    let spawned = match launch.output {
+        Some(output) => RunningProcess::spawn_detachable(&command, logs, output),
+        None => RunningProcess::spawn(&command, logs),
+    };
+    match spawned {
+        Ok(process) => Ok(Box::new(process)),
+        Err(error) => Err(LaunchError {
+            reason: TransitionReason::SpawnFailed { error: error.source.to_string() },
+            message: error.to_string(),
+        }),
+    }
+}
+
+#[async_trait]
+impl BackendRun for RunningProcess {
+    fn identity(&self) -> RunIdentity {
+        RunIdentity::Process {
+            identity: RunningProcess::identity(self).clone(),
+            command_hash: self.command_hash().to_owned(),
+            output: self.output_path().map(Path::to_path_buf),
+        }
+    }
+
+    async fn wait(&mut self) -> RunExit {
+        RunningProcess::wait(self).await.into()
+    }
+
+    async fn stop(&mut self, grace: Duration, kill_timeout: Duration) -> (RunExit, bool) {
+        let (exit, killed) = RunningProcess::stop(self, grace, kill_timeout).await;
+        (exit.into(), killed)
+    }
+
+    async fn finish(&mut self, timeout: Duration) {
+        self.reap_group(timeout).await;
+    }
+
+    fn detach(&mut self) {
+        RunningProcess::detach(self);
+    }
+}
