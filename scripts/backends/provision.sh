@@ -193,6 +193,19 @@ want llama && { log "llama.cpp"; provision_llama; }
 want mlx && provision_mlx
 want vllm && provision_vllm
 want clients && provision_clients
+# A run for some backends only (say `provision.sh llama` from bench.sh) keeps what an earlier
+# run wrote for the others.
+if [ -f "$DIR/env.sh" ]; then
+  while IFS= read -r line; do
+    case "$line" in
+      "export LLAMACTL_TEST_"*=*)
+        var=${line#export }
+        var=${var%%=*}
+        grep -q "^export $var=" "$ENV_TMP" || echo "$line" >>"$ENV_TMP"
+        ;;
+    esac
+  done <"$DIR/env.sh"
+fi
 mv "$ENV_TMP" "$DIR/env.sh"
 trap - EXIT
 log "ready: $DIR/env.sh"
