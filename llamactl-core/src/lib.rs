@@ -31,7 +31,8 @@
 //! ```
 //!
 //! Tests of code built on the manager can give it a [`MemoryDatabase`] instead (no file, no
-//! SQL).
+//! SQL). Another implementation of the traits can check itself with the conformance suite in
+//! `testing::conformance` (feature `testing`).
 
 #![warn(missing_docs)]
 
@@ -45,6 +46,8 @@ pub mod ports;
 pub mod process;
 pub mod readiness;
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod name;
 mod reason;
