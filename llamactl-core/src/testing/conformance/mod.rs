@@ -15,10 +15,10 @@
 //! # }
 //! ```
 //!
-//! Each runner runs every rule and panics naming each one that broke
-//! (`database rule delete_removes_the_instance broke: ...`). To look at the broken rules
-//! without a panic, use [`check_database`] and [`check_api_key_store`]; to run one rule, call
-//! its function in [`database`] or [`api_keys`].
+//! Each runner runs every rule and panics naming each one that broke, with what it saw
+//! (`database rule delete_removes_the_instance: get("a") after delete is Some`). To look at
+//! the broken rules without a panic, use [`check_database`] and [`check_api_key_store`]; to
+//! run one rule, call its function in [`database`] or [`api_keys`].
 //!
 //! The rules are what the traits' documentation promises, and what llamactl relies on:
 //! durable answers are not checked (that needs a crash), nor anything only SQLite's files
