@@ -1,10 +1,11 @@
 //! # llamactl-core
 //!
 //! The library behind llamactl: typed options for llama.cpp, mlx_lm, vLLM and custom
-//! OpenAI-compatible servers, a [`Database`] trait with a SQLite implementation, and a
-//! [`Manager`] that supervises instances as local processes or Docker containers ([`docker`]) —
-//! readiness, automatic restart, idle timeout, on-demand start, running limits with LRU
-//! eviction, and logs.
+//! OpenAI-compatible servers, persistence behind two traits — [`Database`] for instances and
+//! [`ApiKeyStore`] for the server's API keys, both implemented by [`SqliteDatabase`] and, for
+//! tests, by [`MemoryDatabase`] — and a [`Manager`] that supervises instances as local
+//! processes or Docker containers ([`docker`]): readiness, automatic restart, idle timeout,
+//! on-demand start, running limits with LRU eviction, and logs.
 //!
 //! It knows nothing of HTTP servers or command-line parsing; `llamactl-server` and
 //! `llamactl-cli` put those on top.
@@ -28,6 +29,10 @@
 //! db.close().await; // releases the file's lock
 //! # Ok(()) }
 //! ```
+//!
+//! Tests of code built on the manager can give it a [`MemoryDatabase`] instead (no file, no
+//! SQL). Another implementation of the traits can check itself with the conformance suite in
+//! `testing::conformance` (feature `testing`).
 
 #![warn(missing_docs)]
 
@@ -41,14 +46,16 @@ pub mod ports;
 pub mod process;
 pub mod readiness;
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod name;
 mod reason;
 mod status;
 
 pub use db::{
-    Database, DbError, EventQuery, ImportedInstance, InstanceEvent, RuntimeRecord, SqliteDatabase, StoredInstance,
-    Transition,
+    ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, MemoryDatabase, RuntimeRecord,
+    SqliteDatabase, StoredInstance, Transition,
 };
 pub use manager::{InstanceInfo, Lease, Manager, ManagerConfig, ManagerError};
 pub use name::{InstanceName, MAX_NAME_LEN, NameError};

@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use llamactl_core::{BackendType, Database, DbError, Manager, SqliteDatabase};
+use llamactl_core::{ApiKeyStore, BackendType, Database, DbError, Manager, SqliteDatabase};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -212,7 +212,8 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         imported: report.imported.clone(),
     };
     let config = Arc::new(config);
-    let state = AppState { manager, config: config.clone(), auth, proxy, metrics: metrics_handle() };
+    let keys: Arc<dyn ApiKeyStore> = db.clone();
+    let state = AppState { manager, keys, config: config.clone(), auth, proxy, metrics: metrics_handle() };
     tokio::spawn(crate::api::system::count_transitions(state.clone()));
     let router = with_layers(crate::api::router(state.clone()), &config);
     Ok(Assembled { router, state, db, startup })

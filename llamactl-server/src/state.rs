@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use llamactl_core::Manager;
+use llamactl_core::{ApiKeyStore, Manager};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Authenticator;
@@ -14,6 +14,8 @@ use crate::proxy::Proxy;
 pub struct AppState {
     /// The instance manager.
     pub manager: Manager,
+    /// The inference API keys (the same store as the manager's database).
+    pub keys: Arc<dyn ApiKeyStore>,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
     /// Key verification.

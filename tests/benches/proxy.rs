@@ -26,7 +26,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use llamactl_core::db::{NewApiKey, PermissionMode};
-use llamactl_core::{Database, SqliteDatabase};
+use llamactl_core::{ApiKeyStore, SqliteDatabase};
 use llamactl_server::auth::{Authenticator, keys};
 use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, create_instance, get_json, server_config};
 use llamactl_tests::{percentile, resident_mib, test_backend, tiny_gguf};

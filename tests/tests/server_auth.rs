@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use llamactl_core::db::{NewApiKey, PermissionMode};
-use llamactl_core::{Database, SqliteDatabase};
+use llamactl_core::{ApiKeyStore, SqliteDatabase};
 use llamactl_server::auth::keys;
 use llamactl_tests::server::{MANAGEMENT_KEY, TestServer, create_instance, get_json, http};
 use llamactl_tests::test_backend;

@@ -1,7 +1,15 @@
-//! Persistence: the [`Database`] trait and its records. All of the manager's persistence goes
-//! through this trait; [`SqliteDatabase`] is the implementation that ships.
+//! Persistence: two traits and their records. [`Database`] is the instance store (definitions,
+//! runtime state, transition events): all of the manager's persistence goes through it.
+//! [`ApiKeyStore`] holds the server's inference keys and their per-instance rights.
+//!
+//! Both are implemented by one type, since a key's rights name the store's instances:
+//! [`SqliteDatabase`], the implementation that ships, and [`MemoryDatabase`], a plain in-memory
+//! one for embedders' own tests. Any other implementation can check itself against the same
+//! rules with the conformance suite behind the `testing` feature
+//! (`llamactl_core::testing::conformance`).
 
 mod api_keys;
+mod memory;
 mod sqlite;
 
 use std::fmt;
@@ -12,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, OptionsError, TransitionReason};
 
-pub use api_keys::{ApiKeyRecord, InstanceRights, NewApiKey, PermissionMode};
+pub use api_keys::{ApiKeyRecord, ApiKeyStore, InstanceRights, NewApiKey, PermissionMode};
+pub use memory::MemoryDatabase;
 pub use sqlite::SqliteDatabase;
 
 /// A failed database operation.
@@ -24,6 +33,9 @@ pub enum DbError {
     /// No instance with this name.
     #[error("instance {0} not found")]
     NotFound(String),
+    /// Another API key already has this lookup id.
+    #[error("an API key with lookup id {0} already exists")]
+    LookupIdTaken(String),
     /// The database could not be opened or migrated.
     #[error("cannot open database {path}: {source}")]
     Open {
@@ -196,11 +208,13 @@ impl Default for EventQuery {
     }
 }
 
-/// Storage of instance definitions, runtime state and transition events.
+/// Storage of instance definitions, runtime state and transition events (API keys are the
+/// [`ApiKeyStore`]'s).
 ///
 /// Object-safe (`Arc<dyn Database>`). Every method that returns `Ok` has made its write
 /// durable; a multi-row change (an instance with its runtime row, a transition with its event)
-/// is atomic.
+/// is atomic. Deleting an instance deletes its runtime state, its events and the API key rights
+/// that name it.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -250,31 +264,6 @@ pub trait Database: Send + Sync + fmt::Debug {
     /// Creates several instances at once, all or none (for importing legacy definitions);
     /// fails with [`DbError::AlreadyExists`] naming the first that exists.
     async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError>;
-
-    /// Stores an API key; fails with [`DbError::NotFound`] naming an instance in its rights that
-    /// does not exist.
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError>;
-
-    /// Every API key, by id.
-    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError>;
-
-    /// One API key by row id.
-    async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError>;
-
-    /// The key with this lookup id (an indexed query, whatever the number of keys).
-    async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError>;
-
-    /// Keys carried over from the Go llamactl that have no SHA-256 token yet.
-    async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError>;
-
-    /// Gives a key its lookup id and SHA-256 (after verifying it once by other means).
-    async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError>;
-
-    /// Records that a key was used.
-    async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError>;
-
-    /// Deletes a key; `false` if there was none.
-    async fn delete_api_key(&self, id: i64) -> Result<bool, DbError>;
 
     /// This manager's identity (created on first use, then stable for the database): its Docker
     /// containers carry it as a label.

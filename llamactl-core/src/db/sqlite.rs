@@ -1,4 +1,4 @@
-//! [`Database`] on SQLite (sqlx): WAL journal, `synchronous=FULL` so that every acknowledged
+//! [`Database`] (and, in `api_keys`, [`ApiKeyStore`](super::ApiKeyStore)) on SQLite (sqlx): WAL journal, `synchronous=FULL` so that every acknowledged
 //! write survives a crash or power loss, a busy timeout, foreign keys on, and the migrations of
 //! the workspace's `migrations/` folder embedded in the binary.
 //!
@@ -28,8 +28,7 @@ use group_commit::Writer;
 use lock::DatabaseLock;
 
 use super::{
-    ApiKeyRecord, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, NewApiKey, RuntimeRecord,
-    StoredInstance, Transition,
+    Database, DbError, EventQuery, ImportedInstance, InstanceEvent, RuntimeRecord, StoredInstance, Transition,
 };
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, TransitionReason};
 
@@ -38,7 +37,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The SQLite implementation of [`Database`].
+/// The SQLite implementation of [`Database`] and of [`ApiKeyStore`](super::ApiKeyStore).
 ///
 /// ```
 /// use llamactl_core::SqliteDatabase;
@@ -552,54 +551,6 @@ impl Database for SqliteDatabase {
     async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError> {
         let instances = instances.to_vec();
         self.writer.write(move |tx| import_all(tx, instances).boxed()).await
-    }
-
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError> {
-        let (key, columns) = (key.clone(), self.permission_columns);
-        let id = self.writer.write(move |tx| async move { api_keys::create(tx, columns, &key).await }.boxed()).await?;
-        api_keys::get(&self.reader, columns, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
-        api_keys::list(&self.reader, self.permission_columns).await
-    }
-
-    async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError> {
-        api_keys::get(&self.reader, self.permission_columns, id).await
-    }
-
-    async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError> {
-        api_keys::find(&self.reader, self.permission_columns, lookup_id).await
-    }
-
-    async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
-        api_keys::legacy(&self.reader, self.permission_columns).await
-    }
-
-    async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {
-        let (lookup_id, sha256) = (lookup_id.to_owned(), sha256.to_owned());
-        self.writer.write(move |tx| async move { api_keys::set_token(tx, id, &lookup_id, &sha256).await }.boxed()).await
-    }
-
-    async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError> {
-        self.writer
-            .write(move |tx| {
-                async move {
-                    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
-                        .bind(at.timestamp())
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    Ok(())
-                }
-                .boxed()
-            })
-            .await
-    }
-
-    async fn delete_api_key(&self, id: i64) -> Result<bool, DbError> {
-        self.writer.write(move |tx| deleted(tx, "DELETE FROM api_keys WHERE id = ?", id).boxed()).await
     }
 
     async fn manager_id(&self) -> Result<String, DbError> {

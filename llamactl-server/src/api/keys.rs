@@ -85,8 +85,7 @@ pub async fn create(
     let rights = rights_from(&state, &request)?;
     let generated = keys::generate();
     let record = state
-        .manager
-        .database()
+        .keys
         .create_api_key(&NewApiKey {
             name: name.to_owned(),
             user_id: "system".into(),
@@ -110,17 +109,12 @@ pub async fn create(
     responses((status = 200, description = "The keys, without their secrets", body = Vec<KeyResponse>)),
     security(("management_key" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<KeyResponse>>, ApiError> {
-    let keys = state.manager.database().list_api_keys().await?;
+    let keys = state.keys.list_api_keys().await?;
     Ok(Json(keys.iter().map(KeyResponse::from).collect()))
 }
 
 async fn find(state: &AppState, id: i64) -> Result<ApiKeyRecord, ApiError> {
-    state
-        .manager
-        .database()
-        .get_api_key(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))
+    state.keys.get_api_key(id).await?.ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))
 }
 
 /// Get an inference key
@@ -145,7 +139,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<J
     responses((status = 204, description = "Deleted"), (status = 404, description = NO_SUCH_KEY, body = ErrorBody)),
     security(("management_key" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    if !state.manager.database().delete_api_key(id).await? {
+    if !state.keys.delete_api_key(id).await? {
         return Err(ApiError::not_found(format!("API key {id} not found")));
     }
     state.auth.invalidate();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use chrono::Utc;
-use llamactl_core::Database;
+use llamactl_core::ApiKeyStore;
 use llamactl_core::db::{ApiKeyRecord, InstanceRights, PermissionMode};
 use llamactl_core::manager::Rights;
 use subtle::ConstantTimeEq;
@@ -110,7 +110,7 @@ pub struct Authenticator {
     management: Vec<[u8; 32]>,
     require_management: bool,
     require_inference: bool,
-    db: Arc<dyn Database>,
+    db: Arc<dyn ApiKeyStore>,
     cache: Mutex<HashMap<String, Cached>>,
     legacy_gate: tokio::sync::Mutex<()>,
     failed_legacy: Mutex<HashSet<[u8; 32]>>,
@@ -136,7 +136,7 @@ impl Authenticator {
         management_keys: &[String],
         require_management: bool,
         require_inference: bool,
-        db: Arc<dyn Database>,
+        db: Arc<dyn ApiKeyStore>,
     ) -> Self {
         Self {
             management: management_keys.iter().map(|k| keys::sha256(k)).collect(),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue};
 use chrono::{Duration as ChronoDuration, Utc};
 use llamactl_core::db::{InstanceRights, NewApiKey, PermissionMode};
-use llamactl_core::{Database, InstanceOptions, SqliteDatabase};
+use llamactl_core::{ApiKeyStore, Database, InstanceOptions, SqliteDatabase};
 
 use super::*;
 

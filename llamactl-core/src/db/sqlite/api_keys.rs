@@ -1,14 +1,67 @@
-//! SQL for API keys: the Go llamactl's `api_keys` and `key_permissions`, with llamactl's
-//! `api_key_tokens` and `key_instance_rights` beside them.
+//! [`ApiKeyStore`] on SQLite: the Go llamactl's `api_keys` and `key_permissions`, with
+//! llamactl's `api_key_tokens` and `key_instance_rights` beside them.
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqliteExecutor};
 
-use super::map_err;
-use crate::db::{ApiKeyRecord, DbError, InstanceRights, NewApiKey, PermissionMode};
+use super::{SqliteDatabase, deleted, map_err};
+use crate::db::{ApiKeyRecord, ApiKeyStore, DbError, InstanceRights, NewApiKey, PermissionMode};
+
+#[async_trait]
+impl ApiKeyStore for SqliteDatabase {
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKeyRecord, DbError> {
+        let (key, columns) = (key.clone(), self.permission_columns);
+        let id = self.writer.write(move |tx| async move { create(tx, columns, &key).await }.boxed()).await?;
+        get(&self.reader, columns, id).await?.ok_or_else(|| DbError::NotFound(format!("api key {id}")))
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
+        list(&self.reader, self.permission_columns).await
+    }
+
+    async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, DbError> {
+        get(&self.reader, self.permission_columns, id).await
+    }
+
+    async fn find_api_key(&self, lookup_id: &str) -> Result<Option<ApiKeyRecord>, DbError> {
+        find(&self.reader, self.permission_columns, lookup_id).await
+    }
+
+    async fn legacy_api_keys(&self) -> Result<Vec<ApiKeyRecord>, DbError> {
+        legacy(&self.reader, self.permission_columns).await
+    }
+
+    async fn set_api_key_token(&self, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {
+        let (lookup_id, sha256) = (lookup_id.to_owned(), sha256.to_owned());
+        self.writer.write(move |tx| async move { set_token(tx, id, &lookup_id, &sha256).await }.boxed()).await
+    }
+
+    async fn touch_api_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError> {
+        self.writer
+            .write(move |tx| {
+                async move {
+                    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+                        .bind(at.timestamp())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    async fn delete_api_key(&self, id: i64) -> Result<bool, DbError> {
+        self.writer.write(move |tx| deleted(tx, "DELETE FROM api_keys WHERE id = ?", id).boxed()).await
+    }
+}
 
 /// `SELECT` of keys with their token, followed by `$tail`.
 macro_rules! select_keys {
@@ -172,11 +225,7 @@ async fn with_rights(
     Ok(keys)
 }
 
-pub(super) async fn create(
-    tx: &mut SqliteConnection,
-    columns: PermissionColumns,
-    key: &NewApiKey,
-) -> Result<i64, DbError> {
+async fn create(tx: &mut SqliteConnection, columns: PermissionColumns, key: &NewApiKey) -> Result<i64, DbError> {
     let now = Utc::now().timestamp();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_keys (key_hash, name, user_id, permission_mode, expires_at, created_at, updated_at) \
@@ -215,13 +264,10 @@ pub(super) async fn create(
     Ok(id)
 }
 
-pub(super) async fn set_token(
-    tx: &mut SqliteConnection,
-    id: i64,
-    lookup_id: &str,
-    sha256: &str,
-) -> Result<(), DbError> {
-    sqlx::query(
+/// Gives key `id` its token: [`DbError::LookupIdTaken`] if another key has `lookup_id`,
+/// [`DbError::NotFound`] if there is no such key.
+async fn set_token(tx: &mut SqliteConnection, id: i64, lookup_id: &str, sha256: &str) -> Result<(), DbError> {
+    let stored = sqlx::query(
         "INSERT INTO api_key_tokens (api_key_id, lookup_id, sha256) VALUES (?, ?, ?) \
          ON CONFLICT(api_key_id) DO UPDATE SET lookup_id = excluded.lookup_id, sha256 = excluded.sha256",
     )
@@ -229,12 +275,18 @@ pub(super) async fn set_token(
     .bind(lookup_id)
     .bind(sha256)
     .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
+    .await;
+    match stored {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::LookupIdTaken(lookup_id.to_owned())),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(DbError::NotFound(format!("api key {id}")))
+        }
+        Err(e) => Err(map_err(e)),
+    }
 }
 
-pub(super) async fn list(
+async fn list(
     executor: impl SqliteExecutor<'_> + Copy,
     columns: PermissionColumns,
 ) -> Result<Vec<ApiKeyRecord>, DbError> {
@@ -243,7 +295,7 @@ pub(super) async fn list(
     with_rights(executor, columns, keys).await
 }
 
-pub(super) async fn get(
+async fn get(
     executor: impl SqliteExecutor<'_> + Copy,
     columns: PermissionColumns,
     id: i64,
@@ -252,7 +304,7 @@ pub(super) async fn get(
     one(executor, columns, row).await
 }
 
-pub(super) async fn find(
+async fn find(
     executor: impl SqliteExecutor<'_> + Copy,
     columns: PermissionColumns,
     lookup_id: &str,
@@ -276,7 +328,7 @@ async fn one(
     }
 }
 
-pub(super) async fn legacy(
+async fn legacy(
     executor: impl SqliteExecutor<'_> + Copy,
     columns: PermissionColumns,
 ) -> Result<Vec<ApiKeyRecord>, DbError> {

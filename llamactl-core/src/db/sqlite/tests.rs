@@ -6,6 +6,7 @@ use sqlx::Connection;
 
 use super::*;
 use crate::InstanceName;
+use crate::db::ApiKeyStore;
 
 fn name(s: &str) -> InstanceName {
     InstanceName::new(s).unwrap()
