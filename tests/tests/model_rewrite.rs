@@ -13,15 +13,51 @@ use serde_json::{Value, json};
 
 /// A test backend that says `tag` in its echoes and wants `tag` as its request model.
 fn tagged(tag: &str) -> Value {
+    tagged_with(tag, &[])
+}
+
+fn tagged_with(tag: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--host", "{host}", "--port", "{port}", "--tag", tag];
+    args.extend_from_slice(extra);
     json!({
         "backend_type": "custom",
-        "backend_options": {
-            "command": test_backend(),
-            "args": ["--host", "{host}", "--port", "{port}", "--tag", tag],
-            "request_model": tag,
-        },
+        "backend_options": {"command": test_backend(), "args": args, "request_model": tag},
         "environment": {"RUST_BACKTRACE": "0"},
     })
+}
+
+#[tokio::test]
+async fn a_request_waiting_for_a_start_that_an_update_replaces_carries_the_new_runs_model() {
+    let server = TestServer::start(|_| {}).await;
+    create_instance(&server.base, "slow", &tagged_with("first", &["--ready-after-ms", "1500"])).await;
+    // The request starts the instance on demand and waits for it to be ready ...
+    let waiting = tokio::spawn({
+        let base = server.base.clone();
+        async move {
+            let response = http()
+                .post(format!("{base}/v1/echo"))
+                .bearer_auth(MANAGEMENT_KEY)
+                .json(&json!({"model": "slow"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // ... while an update replaces the run it waits for.
+    let response = server
+        .manage(reqwest::Method::PUT, "/api/v1/instances/slow")
+        .json(&tagged_with("second", &["--ready-after-ms", "300"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let echoed = waiting.await.unwrap();
+    let sent: Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["tag"], "second", "the request was answered by the run started after the update");
+    assert_eq!(sent["model"], "second", "and carries that run's model, not the one chosen before it waited");
 }
 
 #[tokio::test]
