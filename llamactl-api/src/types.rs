@@ -2,7 +2,7 @@
 //! document from these types, and the client reads them back with the same types.
 
 use chrono::{DateTime, Utc};
-/// The vocabulary the bodies use, re-exported so that clients need not name `llamactl-wire`.
+// The vocabulary the bodies use, re-exported so that clients need not name `llamactl-wire`.
 pub use llamactl_wire::{
     DesiredState, ExitInfo, INSTANCE_FIELDS, InstanceName, InstanceStatus, NameError, PermissionMode, TransitionReason,
 };
