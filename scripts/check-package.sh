@@ -29,7 +29,8 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 work=$(mktemp -d "${TMPDIR:-/tmp}/llamactl-package-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/crates" "$work/program/src" "$work/bin" "$work/run"
-for crate in llamactl-core; do
+# In dependency order: llamactl-core depends on llamactl-wire.
+for crate in llamactl-wire llamactl-core; do
   tar -xzf "$CARGO_TARGET_DIR/package/$crate-$version.crate" -C "$work/crates"
 done
 
@@ -45,6 +46,7 @@ llamactl-core = "$version"
 tokio = { version = "1", features = ["rt-multi-thread", "macros"] }
 
 [patch.crates-io]
+llamactl-wire = { path = "../crates/llamactl-wire-$version" }
 llamactl-core = { path = "../crates/llamactl-core-$version" }
 
 [workspace]

@@ -59,7 +59,7 @@ pub enum ClientError {
         /// The name given.
         name: String,
         /// What is wrong with it.
-        error: llamactl_core::NameError,
+        error: llamactl_wire::NameError,
     },
 }
 
@@ -150,7 +150,7 @@ fn unreachable(url: &str, error: &reqwest::Error) -> ClientError {
 /// `/api/v1/instances/{name}{rest}`, for a valid name only: valid names need no escaping in a
 /// URL, and a name like `..` or `a/b` must not turn into another path.
 fn instance_path(name: &str, rest: &str) -> Result<String, ClientError> {
-    llamactl_core::InstanceName::new(name)
+    llamactl_wire::InstanceName::new(name)
         .map(|name| format!("/api/v1/instances/{name}{rest}"))
         .map_err(|error| ClientError::InvalidName { name: name.to_owned(), error })
 }

@@ -2,12 +2,10 @@
 //! document from these types, and the client reads them back with the same types.
 
 use chrono::{DateTime, Utc};
-/// Enumerations the bodies use, re-exported so that clients need not name `llamactl-core`.
-pub use llamactl_core::db::PermissionMode;
-use llamactl_core::db::{ApiKeyRecord, InstanceEvent};
-use llamactl_core::manager::{InstanceInfo, InstanceView, StatusNotice};
-pub use llamactl_core::options::INSTANCE_FIELDS;
-pub use llamactl_core::{DesiredState, ExitInfo, InstanceStatus, TransitionReason};
+// The vocabulary the bodies use, re-exported so that clients need not name `llamactl-wire`.
+pub use llamactl_wire::{
+    DesiredState, ExitInfo, INSTANCE_FIELDS, InstanceName, InstanceStatus, NameError, PermissionMode, TransitionReason,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -150,39 +148,6 @@ pub struct InstanceResponse {
     pub last_activity: Option<DateTime<Utc>>,
 }
 
-impl From<&InstanceInfo> for InstanceResponse {
-    fn from(info: &InstanceInfo) -> Self {
-        info.view().into()
-    }
-}
-
-impl From<InstanceView<'_>> for InstanceResponse {
-    fn from(info: InstanceView<'_>) -> Self {
-        let state = info.state;
-        let runtime = &state.runtime;
-        Self {
-            id: state.id,
-            name: info.name.to_string(),
-            status: runtime.status,
-            ready: runtime.status == InstanceStatus::Running,
-            created: state.created_at.timestamp(),
-            options: state.options.as_ref().ok().and(state.options_json.clone()).map(OptionsJson::Raw),
-            options_error: state.options.as_ref().err().map(ToString::to_string),
-            desired_state: runtime.desired_state,
-            pid: runtime.pid,
-            port: runtime.port,
-            restart_count: runtime.restart_count,
-            last_error: runtime.last_error.clone(),
-            last_reason: runtime.last_reason.clone(),
-            started_at: runtime.started_at,
-            ready_at: runtime.ready_at,
-            stopped_at: runtime.stopped_at,
-            in_flight: info.in_flight,
-            last_activity: info.last_activity,
-        }
-    }
-}
-
 impl InstanceResponse {
     /// The backend type named in the options, if readable.
     pub fn backend_type(&self) -> Option<String> {
@@ -213,12 +178,6 @@ pub struct EventResponse {
     pub port: Option<u16>,
 }
 
-impl From<InstanceEvent> for EventResponse {
-    fn from(e: InstanceEvent) -> Self {
-        Self { id: e.id, from: e.from, to: e.to, reason: e.reason, at: e.at, pid: e.pid, port: e.port }
-    }
-}
-
 /// A status change as sent by `GET /api/v1/events` (`event: status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -236,12 +195,6 @@ pub struct StatusEvent {
     pub reason: TransitionReason,
     /// When.
     pub at: DateTime<Utc>,
-}
-
-impl From<StatusNotice> for StatusEvent {
-    fn from(n: StatusNotice) -> Self {
-        Self { name: n.name, from: n.from, to: n.to, reason: n.reason, at: n.at }
-    }
 }
 
 /// Rights of a new key on one instance (by `instance_id` as in the Go llamactl, or by
@@ -309,22 +262,6 @@ pub struct KeyResponse {
     pub updated_at: i64,
     /// Last use, unix seconds.
     pub last_used_at: Option<i64>,
-}
-
-impl From<&ApiKeyRecord> for KeyResponse {
-    fn from(key: &ApiKeyRecord) -> Self {
-        Self {
-            id: key.id,
-            name: key.name.clone(),
-            user_id: key.user_id.clone(),
-            permission_mode: key.permission_mode,
-            expires_at: key.expires_at.map(|t| t.timestamp()),
-            enabled: true,
-            created_at: key.created_at.timestamp(),
-            updated_at: key.updated_at.timestamp(),
-            last_used_at: key.last_used_at.map(|t| t.timestamp()),
-        }
-    }
 }
 
 /// A new key with its secret, shown this once.

@@ -49,21 +49,37 @@ pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-mod name;
-mod reason;
-mod status;
-
 pub use db::{
     ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, MemoryDatabase, RuntimeRecord,
     SqliteDatabase, StoredInstance, Transition,
 };
 pub use manager::{InstanceInfo, Lease, Manager, ManagerConfig, ManagerError};
-pub use name::{InstanceName, MAX_NAME_LEN, NameError};
+// The vocabulary core stores and the REST API sends, defined in `llamactl-wire` so that API
+// clients need not depend on core.
+pub use llamactl_wire::{
+    DesiredState, ExitInfo, InstanceName, InstanceStatus, MAX_NAME_LEN, NameError, TransitionReason, UnknownStatus,
+};
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
-pub use reason::{ExitInfo, TransitionReason};
-pub use status::{DesiredState, InstanceStatus, UnknownStatus};
 
 /// The README's examples are compiled as documentation tests, so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
+
+#[cfg(test)]
+mod tests {
+    use crate::ExitInfo;
+
+    /// `llamactl-wire` names signals from its own table of Linux's (it has no system crate):
+    /// its names must be the ones this system gives.
+    #[test]
+    fn exit_signals_are_named_as_the_system_names_them() {
+        for number in -1..=70 {
+            let expected = match nix::sys::signal::Signal::try_from(number) {
+                Ok(signal) => format!("signal {number} ({})", signal.as_str()),
+                Err(_) => format!("signal {number}"),
+            };
+            assert_eq!(ExitInfo { code: None, signal: Some(number) }.to_string(), expected);
+        }
+    }
+}

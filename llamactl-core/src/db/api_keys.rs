@@ -10,25 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::DbError;
 
-/// What a key may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PermissionMode {
-    /// Every instance, with every right.
-    AllowAll,
-    /// Only the instances listed in its rights.
-    PerInstance,
-}
-
-impl PermissionMode {
-    /// The name stored in `api_keys.permission_mode`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AllowAll => "allow_all",
-            Self::PerInstance => "per_instance",
-        }
-    }
-}
+// Defined in `llamactl-wire`, since the key routes send it too.
+pub use llamactl_wire::PermissionMode;
 
 /// A key's rights on one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

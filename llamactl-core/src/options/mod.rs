@@ -249,31 +249,8 @@ pub struct InstanceOptions {
     pub unknown: Map<String, Value>,
 }
 
-/// The top-level fields of an instance's options, in the Go llamactl's JSON order. Anything
-/// else is kept verbatim as unknown (and refused where strictness is asked for).
-///
-/// ```
-/// use llamactl_core::options::INSTANCE_FIELDS;
-/// assert!(INSTANCE_FIELDS.contains(&"idle_timeout"));
-/// assert!(!INSTANCE_FIELDS.contains(&"ctx_size")); // a backend option
-/// ```
-pub const INSTANCE_FIELDS: &[&str] = &[
-    "backend_type",
-    "backend_options",
-    "auto_restart",
-    "max_restarts",
-    "restart_delay",
-    "on_demand_start",
-    "idle_timeout",
-    "startup_timeout",
-    "environment",
-    "command_override",
-    "group",
-    "docker_enabled",
-    "docker",
-    "nodes",
-    "preset_ini",
-];
+// Defined in `llamactl-wire`, since API clients use them too.
+pub use llamactl_wire::INSTANCE_FIELDS;
 
 fn field<T: flags::FlagValue>(map: &Map<String, Value>, key: &str) -> Result<Option<T>, OptionsError> {
     match map.get(key) {

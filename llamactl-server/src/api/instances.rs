@@ -16,6 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::extract::Query;
 use super::extract::check_json_content_type;
+use super::wire::{event_response, instance_response, instance_view_response};
 use crate::api::body::read_body;
 use crate::state::AppState;
 pub use llamactl_api::types::{EventResponse, InstanceResponse};
@@ -150,7 +151,7 @@ fn list_pieces(manager: llamactl_core::Manager) -> impl futures::Stream<Item = R
             .map_instances_after(after.as_deref(), LIST_PAGE, |view| {
                 let first = after.is_none() && last.is_none();
                 piece.push(if first { b'[' } else { b',' });
-                if let Err(error) = serde_json::to_writer(&mut piece, &InstanceResponse::from(view)) {
+                if let Err(error) = serde_json::to_writer(&mut piece, &instance_view_response(view)) {
                     failed.get_or_insert(error);
                 }
                 last = Some(view.name.to_string());
@@ -184,7 +185,7 @@ fn list_pieces(manager: llamactl_core::Manager) -> impl futures::Stream<Item = R
     security(("management_key" = [])))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json((&state.manager.get(name.as_str())?).into()))
+    Ok(Json(instance_response(&state.manager.get(name.as_str())?)))
 }
 
 /// Create an instance
@@ -212,7 +213,7 @@ pub async fn create(
     let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
     let info = state.manager.create(name, options).await?;
-    Ok((StatusCode::CREATED, Json((&info).into())))
+    Ok((StatusCode::CREATED, Json(instance_response(&info))))
 }
 
 /// Replace an instance's options
@@ -240,7 +241,7 @@ pub async fn update(
     check_json_content_type(&headers)?;
     let body = read_body(body, state.proxy.max_body()).await?;
     let options = options_from_body(&body)?;
-    Ok(Json((&state.manager.update(name.as_str(), options).await?).into()))
+    Ok(Json(instance_response(&state.manager.update(name.as_str(), options).await?)))
 }
 
 /// Delete an instance
@@ -281,7 +282,8 @@ pub async fn start(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json((&state.manager.start(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?).into()))
+    let info = state.manager.start(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?;
+    Ok(Json(instance_response(&info)))
 }
 
 /// A start that was tried and failed (the program cannot run) is a problem of the instance's
@@ -312,7 +314,7 @@ fn lifecycle_error(state: &AppState, name: &str, error: llamactl_core::manager::
     security(("management_key" = [])))]
 pub async fn stop(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json((&state.manager.stop(name.as_str()).await?).into()))
+    Ok(Json(instance_response(&state.manager.stop(name.as_str()).await?)))
 }
 
 /// Restart an instance
@@ -334,9 +336,8 @@ pub async fn restart(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json(
-        (&state.manager.restart(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?).into(),
-    ))
+    let info = state.manager.restart(name.as_str()).await.map_err(|e| lifecycle_error(&state, name.as_str(), e))?;
+    Ok(Json(instance_response(&info)))
 }
 
 /// Query of `GET /api/v1/instances/{name}/events`.
@@ -367,18 +368,5 @@ pub async fn events(
     let name = instance_name(&name)?;
     let query = llamactl_core::EventQuery { after_id: query.after_id, limit: query.limit.unwrap_or(100).min(1000) };
     let events = state.manager.events(name.as_str(), query).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| EventResponse {
-                id: e.id,
-                from: e.from,
-                to: e.to,
-                reason: e.reason,
-                at: e.at,
-                pid: e.pid,
-                port: e.port,
-            })
-            .collect(),
-    ))
+    Ok(Json(events.into_iter().map(event_response).collect()))
 }

@@ -9,6 +9,7 @@ use llamactl_core::db::{ApiKeyRecord, InstanceRights, NewApiKey, PermissionMode}
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json as ApiJson, Path};
+use super::wire::key_response;
 use crate::auth::keys;
 use crate::state::AppState;
 pub use llamactl_api::types::{
@@ -97,8 +98,11 @@ pub async fn create(
         })
         .await?;
     state.auth.invalidate();
-    let response =
-        CreateKeyResponse { key: (&record).into(), key_secret: generated.secret.clone(), key_go: generated.secret };
+    let response = CreateKeyResponse {
+        key: key_response(&record),
+        key_secret: generated.secret.clone(),
+        key_go: generated.secret,
+    };
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -110,7 +114,7 @@ pub async fn create(
     security(("management_key" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<KeyResponse>>, ApiError> {
     let keys = state.keys.list_api_keys().await?;
-    Ok(Json(keys.iter().map(KeyResponse::from).collect()))
+    Ok(Json(keys.iter().map(key_response).collect()))
 }
 
 async fn find(state: &AppState, id: i64) -> Result<ApiKeyRecord, ApiError> {
@@ -128,7 +132,7 @@ async fn find(state: &AppState, id: i64) -> Result<ApiKeyRecord, ApiError> {
     ),
     security(("management_key" = [])))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<KeyResponse>, ApiError> {
-    Ok(Json((&find(&state, id).await?).into()))
+    Ok(Json(key_response(&find(&state, id).await?)))
 }
 
 /// Delete an inference key

@@ -10,6 +10,7 @@ pub mod instances;
 pub mod keys;
 pub mod logs;
 pub mod system;
+pub mod wire;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;

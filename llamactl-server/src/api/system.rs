@@ -16,6 +16,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
+use super::wire::status_event;
 use crate::state::AppState;
 pub use llamactl_api::types::{NodeResponse, StatusBody, StatusEvent};
 
@@ -120,9 +121,9 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
 pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
     let stream = BroadcastStream::new(state.manager.subscribe_transitions()).map(|item| {
         Ok::<_, Infallible>(match item {
-            Ok(notice) => Event::default()
-                .event("status")
-                .data(serde_json::to_string(&StatusEvent::from(notice)).unwrap_or_default()),
+            Ok(notice) => {
+                Event::default().event("status").data(serde_json::to_string(&status_event(notice)).unwrap_or_default())
+            }
             Err(_) => Event::default().event("lagged").data("some status changes were skipped"),
         })
     });

@@ -4,10 +4,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signal_name;
+
 /// How a process ended: an exit code, a signal, or neither (unknown, e.g. it was not our child).
 ///
 /// ```
-/// use llamactl_core::ExitInfo;
+/// use llamactl_wire::ExitInfo;
 /// assert_eq!(ExitInfo { code: Some(3), signal: None }.to_string(), "exit code 3");
 /// assert_eq!(ExitInfo { code: None, signal: Some(9) }.to_string(), "signal 9 (SIGKILL)");
 /// ```
@@ -23,6 +25,7 @@ pub struct ExitInfo {
 
 impl ExitInfo {
     /// Converts a standard exit status.
+    #[cfg(unix)]
     pub fn from_status(status: std::process::ExitStatus) -> Self {
         use std::os::unix::process::ExitStatusExt;
         Self { code: status.code(), signal: status.signal() }
@@ -33,9 +36,9 @@ impl fmt::Display for ExitInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.code, self.signal) {
             (Some(code), _) => write!(f, "exit code {code}"),
-            (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
-                Ok(sig) => write!(f, "signal {signal} ({})", sig.as_str()),
-                Err(_) => write!(f, "signal {signal}"),
+            (None, Some(signal)) => match signal_name(signal) {
+                Some(name) => write!(f, "signal {signal} ({name})"),
+                None => write!(f, "signal {signal}"),
             },
             (None, None) => f.write_str("unknown exit status"),
         }
@@ -48,7 +51,7 @@ impl fmt::Display for ExitInfo {
 /// `kind` alone is stored in its own database column for querying.
 ///
 /// ```
-/// use llamactl_core::{ExitInfo, TransitionReason};
+/// use llamactl_wire::{ExitInfo, TransitionReason};
 ///
 /// let crashed = TransitionReason::Crashed { exit: ExitInfo { code: None, signal: Some(9) } };
 /// assert_eq!(crashed.kind(), "crashed");
@@ -259,5 +262,49 @@ mod tests {
             let back: TransitionReason = serde_json::from_value(value).unwrap();
             assert_eq!(back, reason);
         }
+    }
+
+    /// These forms are in databases and in clients (invariant 21): a change here is a data
+    /// migration and an API change.
+    #[test]
+    fn serialised_forms_are_pinned() {
+        let exit = ExitInfo { code: Some(1), signal: None };
+        let cases = [
+            (TransitionReason::UserStart, r#"{"kind":"user_start"}"#),
+            (TransitionReason::IdleTimeout, r#"{"kind":"idle_timeout"}"#),
+            (TransitionReason::Evicted { by: "big".into() }, r#"{"kind":"evicted","by":"big"}"#),
+            (TransitionReason::Crashed { exit }, r#"{"kind":"crashed","exit":{"code":1}}"#),
+            (TransitionReason::Crashed { exit: ExitInfo::default() }, r#"{"kind":"crashed","exit":{}}"#),
+            (TransitionReason::HealthTimeout { after_ms: 5 }, r#"{"kind":"health_timeout","after_ms":5}"#),
+            (TransitionReason::PortUnavailable { port: 8080 }, r#"{"kind":"port_unavailable","port":8080}"#),
+            (
+                TransitionReason::RestartBackoff { attempt: 2, delay_ms: 400 },
+                r#"{"kind":"restart_backoff","attempt":2,"delay_ms":400}"#,
+            ),
+            (
+                TransitionReason::GaveUp { restarts: 3, exit: ExitInfo { code: None, signal: Some(9) } },
+                r#"{"kind":"gave_up","restarts":3,"exit":{"signal":9}}"#,
+            ),
+            (TransitionReason::LeftoverStopped { pid: 4 }, r#"{"kind":"leftover_stopped","pid":4}"#),
+            (
+                TransitionReason::LeftoverContainerRemoved { container: "c".into() },
+                r#"{"kind":"leftover_container_removed","container":"c"}"#,
+            ),
+            (TransitionReason::AdoptionRefused { why: "w".into() }, r#"{"kind":"adoption_refused","why":"w"}"#),
+        ];
+        for (reason, json) in cases {
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<TransitionReason>(json).unwrap(), reason);
+        }
+    }
+
+    #[test]
+    fn exits_read_as_people_say_them() {
+        let exit = |code, signal| ExitInfo { code, signal }.to_string();
+        assert_eq!(exit(Some(0), None), "exit code 0");
+        assert_eq!(exit(Some(2), Some(9)), "exit code 2");
+        assert_eq!(exit(None, Some(15)), "signal 15 (SIGTERM)");
+        assert_eq!(exit(None, Some(40)), "signal 40");
+        assert_eq!(exit(None, None), "unknown exit status");
     }
 }

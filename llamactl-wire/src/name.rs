@@ -41,13 +41,13 @@ pub enum NameError {
 /// A validated instance name: `^[a-zA-Z0-9._-]{1,50}$`, and neither `.` nor `..`.
 ///
 /// ```
-/// use llamactl_core::InstanceName;
+/// use llamactl_wire::InstanceName;
 ///
 /// let name: InstanceName = "qwen-7b.q4_k".parse()?;
 /// assert_eq!(name.as_str(), "qwen-7b.q4_k");
 /// assert!("../etc/passwd".parse::<InstanceName>().is_err());
 /// assert!("a;rm -rf".parse::<InstanceName>().is_err());
-/// # Ok::<(), llamactl_core::NameError>(())
+/// # Ok::<(), llamactl_wire::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceName(String);
@@ -56,7 +56,7 @@ impl InstanceName {
     /// Validates `name` and wraps it.
     ///
     /// ```
-    /// # use llamactl_core::{InstanceName, NameError};
+    /// # use llamactl_wire::{InstanceName, NameError};
     /// assert_eq!(InstanceName::new(""), Err(NameError::Empty));
     /// ```
     pub fn new(name: impl Into<String>) -> Result<Self, NameError> {

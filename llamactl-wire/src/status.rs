@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// loading its model is `Starting`.
 ///
 /// ```
-/// use llamactl_core::InstanceStatus;
+/// use llamactl_wire::InstanceStatus;
 ///
 /// assert_eq!(InstanceStatus::Starting.to_string(), "starting");
 /// assert_eq!("running".parse::<InstanceStatus>(), Ok(InstanceStatus::Running));
@@ -96,7 +96,7 @@ impl FromStr for InstanceStatus {
 /// again, one that was stopped by a user, by the idle timer or by eviction is not.
 ///
 /// ```
-/// use llamactl_core::DesiredState;
+/// use llamactl_wire::DesiredState;
 /// assert_eq!("running".parse::<DesiredState>(), Ok(DesiredState::Running));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,6 +148,20 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
         assert!("shutting_down".parse::<InstanceStatus>().is_err());
+    }
+
+    /// These names are in databases and in clients (invariant 21): a change here is a data
+    /// migration and an API change.
+    #[test]
+    fn names_are_pinned() {
+        let names: Vec<&str> = InstanceStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["stopped", "starting", "running", "stopping", "restarting", "failed"]);
+        assert_eq!([DesiredState::Stopped.as_str(), DesiredState::Running.as_str()], ["stopped", "running"]);
+        for desired in [DesiredState::Stopped, DesiredState::Running] {
+            assert_eq!(serde_json::to_string(&desired).unwrap(), format!("\"{desired}\""));
+            assert_eq!(desired.as_str().parse::<DesiredState>(), Ok(desired));
+        }
+        assert_eq!("paused".parse::<DesiredState>(), Err(UnknownStatus("paused".into())));
     }
 
     #[test]
