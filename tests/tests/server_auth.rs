@@ -227,6 +227,17 @@ async fn per_instance_keys_of_go_v0_20_and_later_databases_work() {
         let rights = get_json(&server.base, &format!("/api/v1/auth/keys/{}/permissions", created["id"])).await;
         assert_eq!(rights[0]["instance_name"], "theirs", "{schema}: {rights}");
         assert_eq!((&rights[0]["can_infer"], &rights[0]["can_start"]), (&json!(true), &json!(false)), "{schema}");
+        // That key may use "theirs" but not start it: stopped, it is refused with the reason.
+        let refused = http()
+            .post(format!("{}/v1/chat/completions", server.base))
+            .bearer_auth(created["key_secret"].as_str().unwrap())
+            .json(&json!({"model": "theirs", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 403, "{schema}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["message"], "instance theirs is stopped and this key may not start it", "{body}");
         server.stop().await;
     }
 }
