@@ -119,6 +119,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, stop: 
                 }
             },
         };
+        // Small writes (a streamed answer's chunks) go out at once instead of waiting for the
+        // client's ACK of the previous one.
+        let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refuse(&stream);
             drop(stream);
@@ -211,6 +214,10 @@ impl RefusalLog {
 }
 
 /// Serves one connection until it ends, times out, or has shut down gracefully.
+///
+/// The timer is not moved at every request: [`Activity`] wakes this task only when a wait
+/// begins that must end sooner than the timer is set for (or while none is set). A timer that
+/// fires early finds the connection busy or its deadline later, and is set again.
 async fn connection(
     stream: TcpStream,
     router: Router,
@@ -218,13 +225,15 @@ async fn connection(
     limits: Limits,
     stop: CancellationToken,
 ) {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(limits));
     let io = TokioIo::new(Watched { stream, activity: activity.clone() });
     let conn = http.serve_connection(io, Tracked { router, activity: activity.clone() });
     let mut conn = std::pin::pin!(conn);
     let mut stopping = false;
+    let mut armed = activity.arm();
+    let timer = tokio::time::sleep_until(armed.unwrap_or_else(Instant::now));
+    let mut timer = std::pin::pin!(timer);
     loop {
-        let (deadline, _) = activity.deadline(&limits);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -235,16 +244,16 @@ async fn connection(
             () = stop.cancelled(), if !stopping => {
                 // Nothing in flight (idle, or a head not complete yet): closed now. Else hyper
                 // closes it once the response in flight has been sent.
-                if activity.deadline(&limits).0.is_some() {
+                if activity.deadline().0.is_some() {
                     return;
                 }
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
             () = activity.changed.notified() => {}
-            () = sleep_until(deadline) => {
-                // The state may have changed since the deadline was computed: look again.
-                let (deadline, waiting_for_head) = activity.deadline(&limits);
+            () = timer.as_mut(), if armed.is_some() => {
+                // The state may have changed since the timer was set: look again.
+                let (deadline, waiting_for_head) = activity.deadline();
                 if deadline.is_some_and(|d| d <= Instant::now()) {
                     let reason = if waiting_for_head { "header_read" } else { "keep_alive" };
                     metrics::counter!(TIMED_OUT_METRIC, "reason" => reason).increment(1);
@@ -253,14 +262,12 @@ async fn connection(
                 }
             }
         }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        armed = activity.arm();
+        if let Some(deadline) = armed
+            && timer.deadline() != deadline
+        {
+            timer.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -268,8 +275,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[derive(Debug)]
 struct Activity {
     state: Mutex<ActivityState>,
-    /// Wakes the connection's task when a timeout starts (idle, or the first byte of a head).
+    /// Wakes the connection's task when a wait starts that must end before its timer fires.
     changed: Notify,
+    limits: Limits,
 }
 
 #[derive(Debug)]
@@ -280,13 +288,33 @@ struct ActivityState {
     head_begun: bool,
     /// When the current wait (for a head, or idle) began.
     since: Instant,
+    /// When the connection's timer fires (none: it is not set).
+    armed: Option<Instant>,
+}
+
+impl ActivityState {
+    fn deadline(&self, limits: &Limits) -> (Option<Instant>, bool) {
+        if self.in_flight > 0 {
+            return (None, false);
+        }
+        let timeout = if self.head_begun { limits.header_read_timeout } else { limits.keep_alive_timeout };
+        (Some(self.since + timeout), self.head_begun)
+    }
+
+    /// Whether the connection's task must set its timer again now: a wait began that ends
+    /// before the timer fires, or no timer is set. (Waits that end later are left to the
+    /// timer, which finds the new deadline when it fires.)
+    fn must_rearm(&self, ends: Instant) -> bool {
+        self.armed.is_none_or(|armed| ends < armed)
+    }
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(limits: Limits) -> Self {
         Self {
-            state: Mutex::new(ActivityState { in_flight: 0, head_begun: true, since: Instant::now() }),
+            state: Mutex::new(ActivityState { in_flight: 0, head_begun: true, since: Instant::now(), armed: None }),
             changed: Notify::new(),
+            limits,
         }
     }
 
@@ -296,13 +324,15 @@ impl Activity {
 
     /// When the connection times out if nothing changes (none while a request is in flight),
     /// and whether it is waiting for a head.
-    fn deadline(&self, limits: &Limits) -> (Option<Instant>, bool) {
-        let state = self.state();
-        if state.in_flight > 0 {
-            return (None, false);
-        }
-        let timeout = if state.head_begun { limits.header_read_timeout } else { limits.keep_alive_timeout };
-        (Some(state.since + timeout), state.head_begun)
+    fn deadline(&self) -> (Option<Instant>, bool) {
+        self.state().deadline(&self.limits)
+    }
+
+    /// The deadline, recorded as the one the connection's timer is set to.
+    fn arm(&self) -> Option<Instant> {
+        let mut state = self.state();
+        state.armed = state.deadline(&self.limits).0;
+        state.armed
     }
 
     /// Bytes arrived.
@@ -311,8 +341,11 @@ impl Activity {
         if state.in_flight == 0 && !state.head_begun {
             state.head_begun = true;
             state.since = Instant::now();
+            let wake = state.must_rearm(state.since + self.limits.header_read_timeout);
             drop(state);
-            self.changed.notify_one();
+            if wake {
+                self.changed.notify_one();
+            }
         }
     }
 
@@ -336,8 +369,11 @@ impl Drop for InFlight {
         if state.in_flight == 0 {
             state.head_begun = false;
             state.since = Instant::now();
+            let wake = state.must_rearm(state.since + self.0.limits.keep_alive_timeout);
             drop(state);
-            self.0.changed.notify_one();
+            if wake {
+                self.0.changed.notify_one();
+            }
         }
     }
 }
@@ -448,31 +484,61 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_timeout_follows_what_the_connection_is_doing() {
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(LIMITS));
         let accepted = Instant::now();
-        assert_eq!(activity.deadline(&LIMITS), (Some(accepted + LIMITS.header_read_timeout), true), "first head");
+        assert_eq!(activity.deadline(), (Some(accepted + LIMITS.header_read_timeout), true), "first head");
 
         let request = activity.begin();
         tokio::time::advance(Duration::from_secs(600)).await;
         activity.read();
-        assert_eq!(activity.deadline(&LIMITS), (None, false), "a request in flight never times out");
+        assert_eq!(activity.deadline(), (None, false), "a request in flight never times out");
         let second = activity.begin();
         drop(request);
-        assert_eq!(activity.deadline(&LIMITS), (None, false), "one of two still in flight");
+        assert_eq!(activity.deadline(), (None, false), "one of two still in flight");
         drop(second);
         let answered = Instant::now();
-        assert_eq!(activity.deadline(&LIMITS), (Some(answered + LIMITS.keep_alive_timeout), false), "idle");
+        assert_eq!(activity.deadline(), (Some(answered + LIMITS.keep_alive_timeout), false), "idle");
 
         tokio::time::advance(Duration::from_secs(30)).await;
         activity.read();
         let head = Instant::now();
-        assert_eq!(activity.deadline(&LIMITS), (Some(head + LIMITS.header_read_timeout), true), "a head began");
+        assert_eq!(activity.deadline(), (Some(head + LIMITS.header_read_timeout), true), "a head began");
         tokio::time::advance(Duration::from_secs(5)).await;
         activity.read();
-        assert_eq!(
-            activity.deadline(&LIMITS).0,
-            Some(head + LIMITS.header_read_timeout),
-            "counted from its first byte"
-        );
+        assert_eq!(activity.deadline().0, Some(head + LIMITS.header_read_timeout), "counted from its first byte");
+    }
+
+    /// Whether the connection's task has been woken (the wake-up is consumed).
+    fn woken(activity: &Activity) -> bool {
+        futures::FutureExt::now_or_never(activity.changed.notified()).is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_task_is_woken_only_for_a_wait_that_ends_before_its_timer() {
+        let activity = Arc::new(Activity::new(LIMITS));
+        let accepted = Instant::now();
+        assert_eq!(activity.arm(), Some(accepted + LIMITS.header_read_timeout));
+
+        // Answered: the idle wait ends after the timer, which finds it when it fires.
+        drop(activity.begin());
+        assert!(!woken(&activity), "an idle wait ending later");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.read();
+        drop(activity.begin());
+        assert!(!woken(&activity), "requests in a row move nothing");
+
+        tokio::time::advance(LIMITS.header_read_timeout).await;
+        let idle_since = Instant::now() - LIMITS.header_read_timeout;
+        assert_eq!(activity.arm(), Some(idle_since + LIMITS.keep_alive_timeout), "the timer found the idle wait");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.read();
+        assert!(woken(&activity), "a head must arrive before the idle deadline");
+        assert_eq!(activity.arm(), Some(Instant::now() + LIMITS.header_read_timeout));
+
+        let request = activity.begin();
+        assert_eq!(activity.arm(), None, "no timer while a request is in flight");
+        drop(request);
+        assert!(woken(&activity), "the end of a request with no timer set");
+        assert_eq!(activity.arm(), Some(Instant::now() + LIMITS.keep_alive_timeout));
     }
 }

@@ -2,9 +2,16 @@
 //! in one run, against the fixed-response test backend and against real llama-server. Prints
 //! figures; asserts nothing about time.
 //!
-//! - requests/s and latency at concurrency 1, 16 and 64, and their ratio to direct
+//! - requests/s and latency at concurrency 1, 16 and 64, direct, through nginx (a generic
+//!   reverse proxy with a keep-alive upstream, fixed-response backend only; see
+//!   `llamactl_tests::nginx`) and through llamactl, in interleaved rounds
+//!   (`LLAMACTL_BENCH_ROUNDS`, default 5, sharing `LLAMACTL_BENCH_SECONDS`); each proxy's
+//!   proxied/direct ratio and llamactl's throughput over nginx's (medians over the rounds)
+//! - the CPU time llamactl-server (and nginx) spends per proxied request (`/proc/<pid>/stat`)
 //! - added p50 and p99 latency at concurrency 1
-//! - streaming time to first byte, direct and through the proxy
+//! - streaming time to first byte, direct and through the proxy; with llama-server, the time to
+//!   the headers and to the first SSE `data:` line (`LLAMACTL_BENCH_STREAMS` requests each,
+//!   default 300)
 //! - cold start: the first request to a stopped instance, against the backend's own
 //!   spawn-to-ready time
 //! - key verification with 10 and with 100,000 inference keys stored
@@ -28,8 +35,9 @@ use hyper_util::rt::TokioExecutor;
 use llamactl_core::db::{NewApiKey, PermissionMode};
 use llamactl_core::{ApiKeyStore, SqliteDatabase};
 use llamactl_server::auth::{Authenticator, keys};
+use llamactl_tests::nginx::Nginx;
 use llamactl_tests::server::{MANAGEMENT_KEY, SpawnedServer, create_instance, get_json, server_config};
-use llamactl_tests::{percentile, resident_mib, test_backend, tiny_gguf};
+use llamactl_tests::{cpu_time, percentile, resident_mib, test_backend, tiny_gguf};
 use serde_json::{Value, json};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -59,14 +67,29 @@ fn request(target: &Target) -> Request<Full<Bytes>> {
     builder.body(Full::new(target.body.clone())).unwrap()
 }
 
-/// Sends requests from `concurrency` tasks for `duration`; returns (requests/s, sorted latencies).
-async fn load(client: &HttpClient, target: &Target, concurrency: usize, duration: Duration) -> (f64, Vec<Duration>) {
+/// What one load run measured.
+#[derive(Debug)]
+struct Run {
+    /// Requests answered (after the warm-up).
+    requests: usize,
+    /// Their latencies, sorted.
+    latencies: Vec<Duration>,
+    /// Requests per second.
+    rps: f64,
+    /// CPU time the watched processes used meanwhile.
+    cpu: Duration,
+}
+
+/// Sends requests from `concurrency` tasks for `duration` after a warm-up, counting the CPU time
+/// the processes `watched` use meanwhile.
+async fn load(client: &HttpClient, target: &Target, concurrency: usize, duration: Duration, watched: &[u32]) -> Run {
     // Warm the connection pool.
     for _ in 0..concurrency.min(8) {
         let response = client.request(request(target)).await.unwrap();
         assert!(response.status().is_success(), "warm-up answered {}", response.status());
         response.into_body().collect().await.unwrap();
     }
+    let cpu_before = cpu_time(watched);
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..concurrency)
@@ -90,12 +113,19 @@ async fn load(client: &HttpClient, target: &Target, concurrency: usize, duration
         all.extend(task.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_time(watched).saturating_sub(cpu_before);
     all.sort();
-    (all.len() as f64 / elapsed, all)
+    Run { requests: all.len(), rps: all.len() as f64 / elapsed, latencies: all, cpu }
 }
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Median time to the first body byte of a streamed answer, over `rounds` sequential requests.
@@ -114,29 +144,162 @@ async fn time_to_first_byte(client: &HttpClient, target: &Target, rounds: usize)
     percentile(&samples, 0.5)
 }
 
-async fn compare(label: &str, client: &HttpClient, direct: &Target, proxied: &Target, levels: &[usize]) {
-    println!("== {label}");
-    let mut added = None;
-    for &concurrency in levels {
-        let (direct_rps, direct_lat) = load(client, direct, concurrency, seconds()).await;
-        let (proxy_rps, proxy_lat) = load(client, proxied, concurrency, seconds()).await;
-        println!(
-            "concurrency {concurrency:>3}: direct {direct_rps:>8.0} req/s p50 {:>8.0} us p99 {:>8.0} us | proxy {proxy_rps:>8.0} req/s p50 {:>8.0} us p99 {:>8.0} us | ratio {:.3}",
-            micros(percentile(&direct_lat, 0.5)),
-            micros(percentile(&direct_lat, 0.99)),
-            micros(percentile(&proxy_lat, 0.5)),
-            micros(percentile(&proxy_lat, 0.99)),
-            proxy_rps / direct_rps
-        );
-        if concurrency == 1 {
-            added = Some((
-                micros(percentile(&proxy_lat, 0.5)) - micros(percentile(&direct_lat, 0.5)),
-                micros(percentile(&proxy_lat, 0.99)) - micros(percentile(&direct_lat, 0.99)),
-            ));
+/// Times of one streamed answer: to its headers, and to its first complete SSE `data:` line.
+async fn stream_timing(client: &HttpClient, target: &Target) -> (Duration, Duration) {
+    // llama-server closes connections that idled 5 s: a pooled one may be closed under us.
+    let mut attempts = 0;
+    let (sent, response) = loop {
+        let sent = Instant::now();
+        match client.request(request(target)).await {
+            Ok(response) => break (sent, response),
+            Err(_) if attempts < 2 => attempts += 1,
+            Err(error) => panic!("streamed request failed: {error}"),
+        }
+    };
+    assert!(response.status().is_success(), "answered {}", response.status());
+    let headers = sent.elapsed();
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    let first_line = loop {
+        let frame = body.frame().await.expect("the stream ended before a data line").unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.extend_from_slice(&data);
+        }
+        let complete = seen.split(|b| *b == b'\n').rev().skip(1).any(|line| line.starts_with(b"data:"));
+        if complete {
+            break sent.elapsed();
+        }
+    };
+    body.collect().await.unwrap();
+    (headers, first_line)
+}
+
+/// Streamed requests `count` times to each target, alternately; prints the medians of the time
+/// to headers and to the first SSE `data:` line, and what the proxy adds to them.
+async fn streaming(client: &HttpClient, direct: &Target, proxied: &Target, count: usize) {
+    let (mut direct_headers, mut direct_lines, mut proxy_headers, mut proxy_lines) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count {
+        // Alternate which goes first, so neither always follows the other.
+        for proxy_side in if i % 2 == 0 { [false, true] } else { [true, false] } {
+            let (headers, line) = stream_timing(client, if proxy_side { proxied } else { direct }).await;
+            if proxy_side {
+                proxy_headers.push(headers);
+                proxy_lines.push(line);
+            } else {
+                direct_headers.push(headers);
+                direct_lines.push(line);
+            }
         }
     }
-    if let Some((p50, p99)) = added {
-        println!("added latency at concurrency 1: p50 {p50:.0} us, p99 {p99:.0} us   [target: p50 < 150 us]");
+    for samples in [&mut direct_headers, &mut direct_lines, &mut proxy_headers, &mut proxy_lines] {
+        samples.sort();
+    }
+    let med = |samples: &[Duration]| micros(percentile(samples, 0.5));
+    println!(
+        "streaming, {count} requests each, alternately: time to headers direct {:.0} us, proxy {:.0} us, added {:.0} us; \
+         to the first data line direct {:.0} us, proxy {:.0} us, added {:.0} us   [target: < 200 us added]",
+        med(&direct_headers),
+        med(&proxy_headers),
+        med(&proxy_headers) - med(&direct_headers),
+        med(&direct_lines),
+        med(&proxy_lines),
+        med(&proxy_lines) - med(&direct_lines),
+    );
+}
+
+/// One side of a comparison: where its requests go, and whose CPU time is counted.
+#[derive(Debug, Clone)]
+struct Side {
+    name: &'static str,
+    target: Target,
+    pids: Vec<u32>,
+}
+
+/// What one side measured at one concurrency, over every round.
+#[derive(Debug, Default)]
+struct Tally {
+    rps: Vec<f64>,
+    latencies: Vec<Duration>,
+    requests: usize,
+    cpu: Duration,
+}
+
+fn rounds() -> usize {
+    std::env::var("LLAMACTL_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1)
+}
+
+/// Loads every side in turn, `rounds()` times at each concurrency (each run a share of
+/// `seconds()`), and prints each side's throughput and latency; for the proxies (every side after
+/// the first, `sides[0]` being the backend itself) the median over the rounds of their
+/// requests/s to the direct run's of the same round, their CPU time per request, and, for the last
+/// proxy against each earlier one, the median of their throughputs' ratio.
+async fn compare(label: &str, client: &HttpClient, sides: &[Side], levels: &[usize]) {
+    let rounds = rounds();
+    let each = (seconds() / rounds as u32).max(Duration::from_millis(200));
+    let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
+    println!(
+        "== {label}: {rounds} rounds of {} at each concurrency, {:.1} s each",
+        names.join(" / "),
+        each.as_secs_f64()
+    );
+    let mut added = Vec::new();
+    for &concurrency in levels {
+        let mut tallies: Vec<Tally> = sides.iter().map(|_| Tally::default()).collect();
+        for _ in 0..rounds {
+            for (side, tally) in sides.iter().zip(&mut tallies) {
+                let run = load(client, &side.target, concurrency, each, &side.pids).await;
+                tally.rps.push(run.rps);
+                tally.latencies.extend(run.latencies);
+                tally.requests += run.requests;
+                tally.cpu += run.cpu;
+            }
+        }
+        for tally in &mut tallies {
+            tally.latencies.sort();
+        }
+        let direct = &tallies[0];
+        for (i, (side, tally)) in sides.iter().zip(&tallies).enumerate() {
+            let lead = if i == 0 { format!("concurrency {concurrency:>3}:") } else { String::new() };
+            let mut line = format!(
+                "{lead:<17}{:<9}{:>8.0} req/s p50 {:>7.0} us p99 {:>7.0} us",
+                side.name,
+                median(&tally.rps),
+                micros(percentile(&tally.latencies, 0.5)),
+                micros(percentile(&tally.latencies, 0.99)),
+            );
+            if i > 0 {
+                let ratios: Vec<f64> = tally.rps.iter().zip(&direct.rps).map(|(p, d)| p / d).collect();
+                line.push_str(&format!(" | proxied/direct {:.2}", median(&ratios)));
+            }
+            if !side.pids.is_empty() && tally.requests > 0 {
+                let per_request = micros(tally.cpu) / tally.requests as f64;
+                line.push_str(&format!(" | {per_request:.1} us CPU per request"));
+                if concurrency == 64 && side.name == "llamactl" {
+                    line.push_str("   [target: < 20 us]");
+                }
+            }
+            println!("{line}");
+        }
+        let last = sides.len() - 1;
+        for (i, side) in sides.iter().enumerate().take(last).skip(1) {
+            let ratios: Vec<f64> = tallies[last].rps.iter().zip(&tallies[i].rps).map(|(a, b)| a / b).collect();
+            println!("{:<17}{} / {}: {:.2}   [target: >= 0.9]", "", sides[last].name, side.name, median(&ratios));
+        }
+        if concurrency == 1 {
+            for (side, tally) in sides.iter().zip(&tallies).skip(1) {
+                added.push((
+                    side.name,
+                    micros(percentile(&tally.latencies, 0.5)) - micros(percentile(&direct.latencies, 0.5)),
+                    micros(percentile(&tally.latencies, 0.99)) - micros(percentile(&direct.latencies, 0.99)),
+                ));
+            }
+        }
+    }
+    for (name, p50, p99) in added {
+        println!(
+            "added latency at concurrency 1 via {name}: p50 {p50:.0} us, p99 {p99:.0} us   [target: p50 < 150 us]"
+        );
     }
 }
 
@@ -276,7 +439,18 @@ async fn main() {
 
     if "fixed".contains(filter.as_str()) {
         let (proxied, direct) = fixed_instance(&server, &client, &secret, "fixed").await;
-        compare("fixed-response test backend", &client, &direct, &proxied, &[1, 16, 64]).await;
+        let backend_port: u16 =
+            direct.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().parse().unwrap();
+        // nginx in front of the same backend, as the yardstick for a generic reverse proxy.
+        let nginx = Nginx::start(backend_port);
+        let mut sides = vec![Side { name: "direct", target: direct.clone(), pids: vec![] }];
+        if let Some(nginx) = &nginx {
+            let url = direct.url.replace(&format!(":{backend_port}/"), &format!(":{}/", nginx.port));
+            sides.push(Side { name: "nginx", target: Target { url, ..direct.clone() }, pids: nginx.pids() });
+        }
+        sides.push(Side { name: "llamactl", target: proxied.clone(), pids: vec![server.child.id()] });
+        compare("fixed-response test backend", &client, &sides, &[1, 16, 64]).await;
+        drop(nginx);
 
         let stream_body = Bytes::from(
             json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}], "stream": true}).to_string(),
@@ -326,7 +500,24 @@ async fn main() {
         let info = get_json(&server.base, "/api/v1/instances/llama").await;
         let port = info["port"].as_u64().unwrap();
         let direct = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: None, body };
-        compare("llama-server, tiny model, 4 tokens", &client, &direct, &proxied, &[1, 16, 64]).await;
+        let sides = [
+            Side { name: "direct", target: direct.clone(), pids: vec![] },
+            Side { name: "llamactl", target: proxied.clone(), pids: vec![server.child.id()] },
+        ];
+        compare("llama-server, tiny model, 4 tokens", &client, &sides, &[1, 16, 64]).await;
+        let stream_body = Bytes::from(
+            json!({"model": "llama", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 4, "temperature": 0, "stream": true})
+            .to_string(),
+        );
+        let count = std::env::var("LLAMACTL_BENCH_STREAMS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+        streaming(
+            &client,
+            &Target { body: stream_body.clone(), ..direct },
+            &Target { body: stream_body, ..proxied },
+            count,
+        )
+        .await;
     }
 
     if "keys".contains(filter.as_str()) {

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod docker_images;
+pub mod nginx;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -285,6 +286,17 @@ pub fn resident_mib(pid: u32) -> f64 {
         .ok()
         .and_then(|s| s.vmrss)
         .map_or(0.0, |kib| kib as f64 / 1024.0)
+}
+
+/// CPU time (user + system) the processes `pids` have used so far; a process that cannot be
+/// read counts nothing.
+pub fn cpu_time(pids: &[u32]) -> Duration {
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|&pid| procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok())
+        .map(|stat| stat.utime + stat.stime)
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// The `p` quantile (0 to 1) of sorted durations.

@@ -42,6 +42,14 @@ pub fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
+/// The digest a stored hex SHA-256 stands for, if it is one as [`sha256_hex`] writes it (64
+/// lowercase hex digits); anything else is `None`, which no presented key matches.
+pub fn parse_sha256_hex(stored: &str) -> Option<[u8; 32]> {
+    let lowercase = stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let mut digest = [0u8; 32];
+    (lowercase && hex::decode_to_slice(stored, &mut digest).is_ok()).then_some(digest)
+}
+
 /// The lookup id of a well-formed key, `None` for anything else.
 pub fn lookup_id(secret: &str) -> Option<&str> {
     let hex_part = secret.strip_prefix(KEY_PREFIX)?;
@@ -78,6 +86,16 @@ mod tests {
         ] {
             assert_eq!(lookup_id(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn stored_digests_are_read_only_as_sha256_hex_writes_them() {
+        let key = generate();
+        assert_eq!(parse_sha256_hex(&key.sha256), Some(sha256(&key.secret)));
+        assert_eq!(parse_sha256_hex(&key.sha256.to_uppercase()), None, "never equal to a computed digest");
+        assert_eq!(parse_sha256_hex(&key.sha256[1..]), None);
+        assert_eq!(parse_sha256_hex(""), None);
+        assert_eq!(parse_sha256_hex(&"g".repeat(64)), None);
     }
 
     #[test]

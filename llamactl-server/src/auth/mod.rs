@@ -5,6 +5,7 @@
 pub mod keys;
 mod middleware;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -98,7 +99,8 @@ pub enum AuthError {
 
 #[derive(Debug)]
 struct Cached {
-    sha256: String,
+    /// The stored SHA-256 (`None` if it is not the lowercase hex of one: no key matches it).
+    sha256: Option<[u8; 32]>,
     key: Arc<InferenceKey>,
     expires_at: Option<chrono::DateTime<Utc>>,
     loaded: Instant,
@@ -166,49 +168,46 @@ impl Authenticator {
         lock(&self.failed_legacy).clear();
     }
 
-    fn is_management(&self, presented: &str) -> bool {
-        let digest = keys::sha256(presented);
+    fn is_management(&self, digest: &[u8; 32]) -> bool {
         // Check every key, so timing does not tell which one matched.
-        self.management.iter().fold(false, |found, m| found | bool::from(m.ct_eq(&digest)))
+        self.management.iter().fold(false, |found, m| found | bool::from(m.ct_eq(digest)))
     }
 
     /// Identifies the holder of `presented`: a management key, or a valid, unexpired
     /// inference key.
+    ///
+    /// The key is hashed once; a key verified in the last [`CACHE_TTL`] is checked against its
+    /// cached digest without copying anything.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
-        if self.is_management(presented) {
+        let digest = keys::sha256(presented);
+        if self.is_management(&digest) {
             return Ok(Principal::Management);
         }
         let Some(lookup) = keys::lookup_id(presented) else {
             return Err(AuthError::Invalid);
         };
-        let digest = keys::sha256_hex(presented);
         let cached = {
             let cache = lock(&self.cache);
-            cache
-                .get(lookup)
-                .filter(|c| c.loaded.elapsed() < CACHE_TTL)
-                .map(|c| (c.sha256.clone(), c.key.clone(), c.expires_at))
+            cache.get(lookup).filter(|c| c.loaded.elapsed() < CACHE_TTL).map(|c| verdict(c, &digest))
         };
-        let (stored_digest, key, expires_at) = match cached {
-            Some(hit) => hit,
+        let verdict = match cached {
+            Some(verdict) => verdict,
             None => match self.db.find_api_key(lookup).await.map_err(|e| AuthError::Unavailable(e.to_string()))? {
                 Some(record) => {
                     let entry = Cached {
-                        sha256: record.sha256.clone().unwrap_or_default(),
+                        sha256: record.sha256.as_deref().and_then(keys::parse_sha256_hex),
                         key: Arc::new(to_key(&record)),
                         expires_at: record.expires_at,
                         loaded: Instant::now(),
                     };
-                    let hit = (entry.sha256.clone(), entry.key.clone(), entry.expires_at);
+                    let verdict = verdict(&entry, &digest);
                     lock(&self.cache).insert(lookup.to_owned(), entry);
-                    hit
+                    verdict
                 }
-                None => return self.authenticate_legacy(presented, lookup, &digest).await,
+                None => return self.authenticate_legacy(presented, lookup, digest).await,
             },
         };
-        if !keys::digests_equal(&stored_digest, &digest) {
-            return Err(AuthError::Invalid);
-        }
+        let (key, expires_at) = verdict.ok_or(AuthError::Invalid)?;
         if expires_at.is_some_and(|t| t <= Utc::now()) {
             return Err(AuthError::Expired);
         }
@@ -218,11 +217,16 @@ impl Authenticator {
 
     /// A key from the Go llamactl, stored as an Argon2id hash: verified once (one at a time,
     /// off the async threads), then given a SHA-256 token so later requests are cheap.
-    async fn authenticate_legacy(&self, presented: &str, lookup: &str, digest: &str) -> Result<Principal, AuthError> {
-        let digest_bytes = keys::sha256(presented);
+    async fn authenticate_legacy(
+        &self,
+        presented: &str,
+        lookup: &str,
+        digest_bytes: [u8; 32],
+    ) -> Result<Principal, AuthError> {
         if lock(&self.failed_legacy).contains(&digest_bytes) {
             return Err(AuthError::Invalid);
         }
+        let digest = hex::encode(digest_bytes);
         let _one_at_a_time = self.legacy_gate.lock().await;
         let legacy = self.db.legacy_api_keys().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         for record in legacy {
@@ -231,7 +235,7 @@ impl Authenticator {
             let verified = tokio::task::spawn_blocking(move || verify_argon2(&secret, &hash)).await.unwrap_or(false);
             if verified {
                 self.db
-                    .set_api_key_token(record.id, lookup, digest)
+                    .set_api_key_token(record.id, lookup, &digest)
                     .await
                     .map_err(|e| AuthError::Unavailable(e.to_string()))?;
                 tracing::info!(key = record.id, "legacy API key verified once and given a SHA-256 token");
@@ -270,6 +274,12 @@ impl Authenticator {
     }
 }
 
+/// A cached key's answer to a presented key's digest: the key and its expiry if they match.
+fn verdict(cached: &Cached, digest: &[u8; 32]) -> Option<(Arc<InferenceKey>, Option<chrono::DateTime<Utc>>)> {
+    let matches = cached.sha256.as_ref().is_some_and(|stored| bool::from(stored.ct_eq(digest)));
+    matches.then(|| (cached.key.clone(), cached.expires_at))
+}
+
 fn verify_argon2(secret: &str, phc: &str) -> bool {
     use argon2::password_hash::PasswordVerifier;
     use argon2::password_hash::phc::PasswordHash;
@@ -292,14 +302,14 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<
     let header = || headers.get("x-api-key").map(|value| (value.as_bytes(), "X-API-Key header"));
     let (key, place) = match bearer.or_else(header) {
         Some((bytes, place)) => {
-            (std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed(place))?.to_owned(), place)
+            (Cow::Borrowed(std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed(place))?), place)
         }
         None => {
             let from_query = query.and_then(|q| {
                 form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "api_key").map(|(_, value)| value)
             });
             match from_query {
-                Some(value) => (value.into_owned(), "api_key parameter"),
+                Some(value) => (value, "api_key parameter"),
                 None => return Ok(None),
             }
         }

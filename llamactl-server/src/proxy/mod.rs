@@ -6,6 +6,8 @@ pub mod model_field;
 pub mod native;
 pub mod openai;
 mod quick_ack;
+mod request_metrics;
+mod upstream;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -25,21 +27,23 @@ use llamactl_core::manager::{ColdStartQueue, Lease, LeaseRequest, Rights};
 use llamactl_core::{BackendType, InstanceStatus, Manager, ManagerError};
 
 use crate::api::error::ApiError;
-use quick_ack::QuickAckConnector;
+use quick_ack::{AckRequest, QuickAckConnector};
+use request_metrics::{InstanceMetrics, ProxyMetrics};
+use upstream::{Authorities, upstream_uri};
 
 /// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 /// The manager's own credentials, never sent to a backend.
-const CREDENTIALS: &[&str] = &["authorization", "x-api-key"];
+static CREDENTIALS: [HeaderName; 2] = [header::AUTHORIZATION, HeaderName::from_static("x-api-key")];
 
 /// Proxy settings and state shared by every request.
 #[derive(Debug)]
@@ -49,6 +53,8 @@ pub struct Proxy {
     on_demand_timeout: Duration,
     max_body: usize,
     response_headers: HashMap<BackendType, Vec<(HeaderName, HeaderValue)>>,
+    metrics: ProxyMetrics,
+    authorities: Authorities,
 }
 
 impl Proxy {
@@ -67,7 +73,15 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(QuickAckConnector::new(connector));
-        Self { client, queue: ColdStartQueue::new(queue_size), on_demand_timeout, max_body, response_headers }
+        Self {
+            client,
+            queue: ColdStartQueue::new(queue_size),
+            on_demand_timeout,
+            max_body,
+            response_headers,
+            metrics: ProxyMetrics::default(),
+            authorities: Authorities::default(),
+        }
     }
 
     /// A plain `GET` through the proxy's connection pool (for small management calls to
@@ -169,22 +183,23 @@ impl Proxy {
     /// it) to the leased backend and streams the response back.
     pub async fn forward(&self, lease: Lease, mut request: Request<Body>) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
-        let instance = lease.name().to_string();
-        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let target = format!("{}{}", lease.base_url(), strip_api_key(path_and_query));
-        *request.uri_mut() = target.parse::<Uri>().map_err(|e| ApiError::internal(format!("bad upstream URI: {e}")))?;
+        let metrics = self.metrics.of(lease.name().as_str());
+        let bad_uri = |e: String| ApiError::internal(format!("bad upstream URI: {e}"));
+        let authority = self.authorities.of(lease.listen()).map_err(|e| bad_uri(e.to_string()))?;
+        *request.uri_mut() = upstream_uri(authority, request.uri()).map_err(bad_uri)?;
         clean_request_headers(request.headers_mut());
         let response = self.client.request(request).await.map_err(|error| {
-            metrics::counter!("llamactl_proxy_errors_total", "instance" => instance.clone()).increment(1);
+            metrics.unanswered();
             // The backend died or stopped before answering: its restart (by policy or on
             // demand) is the manager's business, the client only has to come back.
             ApiError::unavailable(
                 BACKEND_UNREACHABLE,
-                format!("instance {instance} did not answer: {error}"),
+                format!("instance {} did not answer: {error}", metrics.instance()),
                 Duration::from_secs(1),
             )
         })?;
         let (mut parts, body) = response.into_parts();
+        let ack = parts.extensions.remove::<AckRequest>();
         clean_response_headers(&mut parts.headers);
         // Tell reverse proxies in front of us not to buffer (streamed completions).
         parts.headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -193,21 +208,10 @@ impl Proxy {
                 parts.headers.insert(name.clone(), value.clone());
             }
         }
-        let status = parts.status.as_u16().to_string();
-        let body = LeasedBody { inner: body, _lease: lease, instance, status, started };
+        let status = parts.status.as_u16();
+        let body = LeasedBody { inner: body, _lease: lease, ack, metrics, status, started };
         Ok(Response::from_parts(parts, Body::new(body)))
     }
-}
-
-/// The request's query without `api_key` (the manager's credential).
-fn strip_api_key(path_and_query: &str) -> String {
-    let Some((path, query)) = path_and_query.split_once('?') else { return path_and_query.to_owned() };
-    if !query.split('&').any(|pair| pair == "api_key" || pair.starts_with("api_key=")) {
-        return path_and_query.to_owned();
-    }
-    let kept: Vec<&str> =
-        query.split('&').filter(|pair| !(*pair == "api_key" || pair.starts_with("api_key="))).collect();
-    if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) }
 }
 
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -224,8 +228,8 @@ fn clean_request_headers(headers: &mut HeaderMap) {
     for name in connection_listed(headers) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP.iter().chain(CREDENTIALS) {
-        headers.remove(*name);
+    for name in HOP_BY_HOP.iter().chain(&CREDENTIALS) {
+        headers.remove(name);
     }
     headers.remove(header::HOST);
 }
@@ -234,18 +238,20 @@ fn clean_response_headers(headers: &mut HeaderMap) {
     for name in connection_listed(headers) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
 /// A backend's response body that holds the instance's lease until it is finished or dropped,
-/// and records the request's metrics when it ends.
+/// and records the request's metrics when it ends. While it has to wait for the backend, it
+/// asks the backend connection to acknowledge what it received (see [`quick_ack`]).
 struct LeasedBody {
     inner: Incoming,
     _lease: Lease,
-    instance: String,
-    status: String,
+    ack: Option<AckRequest>,
+    metrics: Arc<InstanceMetrics>,
+    status: u16,
     started: Instant,
 }
 
@@ -254,7 +260,13 @@ impl hyper::body::Body for LeasedBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_pending()
+            && let Some(ack) = &self.ack
+        {
+            ack.request();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -268,10 +280,7 @@ impl hyper::body::Body for LeasedBody {
 
 impl Drop for LeasedBody {
     fn drop(&mut self) {
-        let labels = [("instance", self.instance.clone()), ("status", self.status.clone())];
-        metrics::counter!("llamactl_proxy_requests_total", &labels).increment(1);
-        metrics::histogram!("llamactl_proxy_request_duration_seconds", "instance" => self.instance.clone())
-            .record(self.started.elapsed().as_secs_f64());
+        self.metrics.answered(self.status, self.started.elapsed());
     }
 }
 
@@ -292,14 +301,6 @@ pub type SharedProxy = Arc<Proxy>;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_key_is_removed_from_the_query_and_nothing_else() {
-        assert_eq!(strip_api_key("/v1/x?api_key=secret"), "/v1/x");
-        assert_eq!(strip_api_key("/v1/x?a=1&api_key=secret&b=2"), "/v1/x?a=1&b=2");
-        assert_eq!(strip_api_key("/v1/x?api_keys=1"), "/v1/x?api_keys=1");
-        assert_eq!(strip_api_key("/v1/x"), "/v1/x");
-    }
 
     #[test]
     fn credentials_and_hop_by_hop_headers_are_dropped() {

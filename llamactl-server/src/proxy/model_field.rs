@@ -2,9 +2,9 @@
 //! of the body (field order, number formatting, whitespace) reaches the backend unchanged.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::ops::Range;
 
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The top-level `model` string of a JSON body and where its JSON text is.
@@ -16,12 +16,42 @@ pub struct ModelField {
     pub span: Range<usize>,
 }
 
+/// The raw JSON of an object's `"model"` member (the last one, if repeated): every other
+/// member is checked but not kept, so nothing is allocated for them.
+struct TopLevelModel<'a>(Option<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for TopLevelModel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = TopLevelModel<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Self::Value, A::Error> {
+                let mut model = None;
+                while let Some(name) = members.next_key::<Cow<'de, str>>()? {
+                    if name == "model" {
+                        model = Some(members.next_value::<&'de RawValue>()?);
+                    } else {
+                        members.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(TopLevelModel(model))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
 /// Finds the top-level `"model"` of a JSON object. `Ok(None)` if there is none (or it is not a
 /// string); `Err` if the body is not a JSON object.
 pub fn find_json_model(body: &[u8]) -> Result<Option<ModelField>, String> {
-    let fields: HashMap<Cow<'_, str>, &RawValue> =
+    let TopLevelModel(model) =
         serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON object: {e}"))?;
-    let Some(raw) = fields.get("model") else { return Ok(None) };
+    let Some(raw) = model else { return Ok(None) };
     let Ok(value) = serde_json::from_str::<String>(raw.get()) else { return Ok(None) };
     // The raw value borrows from `body`: its offset is the distance between the two pointers.
     let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
@@ -122,6 +152,25 @@ mod tests {
         assert!(find_json_model(b"not json").is_err());
         // A nested "model" is not the request's model.
         assert_eq!(find_json_model(br#"{"x":{"model":"inner"}}"#).unwrap(), None);
+        // Repeated: the last one counts; an escaped name is the same name.
+        assert_eq!(find_json_model(br#"{"model":"a","mod\u0065l":"b"}"#).unwrap().unwrap().value, "b");
+        // Every member is checked, not only the model.
+        assert!(find_json_model(br#"{"model":"a","x":[1,}"#).is_err());
+        assert!(find_json_model(br#"{"model":"a"} trailing"#).is_err());
+        assert_eq!(
+            find_json_model(b"[1,2]").unwrap_err(),
+            "the body is not a JSON object: invalid type: sequence, expected a map at line 1 column 0"
+        );
+    }
+
+    #[test]
+    fn bodies_are_refused_as_a_map_of_raw_values_would_refuse_them() {
+        use std::collections::HashMap;
+        for body in [&b"[1,2]"[..], b"not json", b"", b"{", b"{\"a\":}", b"{\"model\":\"a\"} x", b"\"s\"", b"{1:2}"] {
+            let theirs = serde_json::from_slice::<HashMap<Cow<'_, str>, &RawValue>>(body).unwrap_err();
+            let ours = find_json_model(body).unwrap_err();
+            assert_eq!(ours, format!("the body is not a JSON object: {theirs}"), "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
