@@ -4,7 +4,8 @@ the status line and headers in one write and the body in another, Nagle's algori
     python3 keepalive_backend.py --port 8001 [--host 127.0.0.1] [--ready-after-ms 50]
 
 GET /health answers 503 until --ready-after-ms have passed since start, then 200.
-POST /v1/chat/completions answers a fixed OpenAI-style completion.
+POST /v1/chat/completions answers a fixed OpenAI-style completion; with "stream": true, four
+server-sent events and [DONE], each chunk of the chunked body in a write of its own, at once.
 """
 
 import argparse
@@ -38,9 +39,27 @@ def main() -> None:
             else:
                 self.reply(404, b'{"error":"not found"}')
 
+        def stream(self, model: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [
+                {"object": "chat.completion.chunk", "model": model,
+                 "choices": [{"index": 0, "delta": {"content": f"p{i}"}, "finish_reason": None}]}
+                for i in range(4)
+            ]
+            for text in [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]:
+                data = text.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.write(b"0\r\n\r\n")
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
+            if request.get("stream"):
+                self.stream(request.get("model", "keepalive"))
+                return
             body = {
                 "id": "chatcmpl-keepalive",
                 "object": "chat.completion",

@@ -264,7 +264,7 @@ impl hyper::body::Body for LeasedBody {
         if polled.is_pending()
             && let Some(ack) = &self.ack
         {
-            ack.request();
+            ack.acknowledge();
         }
         polled
     }

@@ -9,25 +9,29 @@
 //! kernel clears the flag by itself).
 //!
 //! It is done only when it can matter: when the body of a response being forwarded has nothing
-//! to give (its [`LeasedBody`](super::LeasedBody) is polled and must wait), which asks the
-//! connection through its [`AckRequest`] (found in every response's extensions). Doing it
-//! after every read instead costs an ACK packet of its own for every response (one `setsockopt`
-//! sending it through the network stack, about 8 % of the proxy's CPU time per request);
-//! answers read whole (the usual case) now need none. A backend that splits the response
-//! *head* itself into several writes with Nagle on is not helped (none known does).
+//! to give (its [`LeasedBody`](super::LeasedBody) is polled and must wait), through the
+//! connection's [`AckRequest`] (found in every response's extensions), right there in the
+//! caller's task. Doing it after every read instead costs an ACK packet of its own for every
+//! response (one `setsockopt` sending it through the network stack, about 8 % of the proxy's
+//! CPU time per request); answers read whole (the usual case) now need none. A backend that
+//! splits the response *head* itself into several writes with Nagle on is not helped (none
+//! known does).
+//!
+//! So that the request can reach the socket while the connection's task owns it, the stream is
+//! shared: the connection reads and writes through an `Arc`, the requests hold a `Weak` (so a
+//! connection's socket is closed when the connection is done with, as before).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, ready};
 
-use futures::task::AtomicWaker;
 use hyper::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// An [`HttpConnector`] whose connections acknowledge at once when asked.
@@ -56,61 +60,108 @@ impl tower::Service<Uri> for QuickAckConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connecting = self.inner.call(uri);
-        Box::pin(async move { Ok(QuickAckStream { inner: connecting.await?, ack: AckRequest::default() }) })
+        Box::pin(async move {
+            let stream = Arc::new(connecting.await?.into_inner());
+            Ok(QuickAckStream { inner: TokioIo::new(Shared(stream)) })
+        })
     }
 }
 
-/// A handle on one backend connection, to ask it to send the ACK of what it has received now.
-#[derive(Debug, Clone, Default)]
-pub struct AckRequest(Arc<AckShared>);
-
-#[derive(Debug, Default)]
-struct AckShared {
-    wanted: AtomicBool,
-    /// The connection's task while it waits for bytes.
-    reader: AtomicWaker,
-}
+/// A handle on one backend connection, to have it send the ACK of what it has received now.
+#[derive(Debug, Clone)]
+pub struct AckRequest(Weak<TcpStream>);
 
 impl AckRequest {
-    /// Asks the connection to acknowledge now (its task wakes up to do it).
-    pub fn request(&self) {
-        self.0.wanted.store(true, Ordering::Release);
-        self.0.reader.wake();
-    }
-
-    fn take(&self) -> bool {
-        self.0.wanted.swap(false, Ordering::AcqRel)
+    /// Sends the pending ACK now (and quick ACKs until the kernel leaves that mode again), if
+    /// the connection is still open.
+    pub fn acknowledge(&self) {
+        if let Some(stream) = self.0.upgrade() {
+            // Failing only means the ACK may be delayed as before.
+            let _ = socket2::SockRef::from(&*stream).set_tcp_quickack(true);
+        }
     }
 }
 
-/// A backend connection that sends the ACK of what it read without delay when asked.
+/// A backend connection whose socket [`AckRequest`]s can reach.
 #[derive(Debug)]
 pub struct QuickAckStream {
-    inner: TokioIo<TcpStream>,
-    ack: AckRequest,
+    inner: TokioIo<Shared>,
 }
 
-/// Sends the pending ACK now (and quick ACKs until the kernel leaves that mode again).
-fn acknowledge_now(stream: &TcpStream) {
-    // Failing only means the ACK may be delayed as before.
-    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+/// The connection's socket, shared with its [`AckRequest`]s.
+#[derive(Debug)]
+struct Shared(Arc<TcpStream>);
+
+impl AsyncRead for Shared {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            // As tokio's own stream does: a read that did not fill the buffer emptied the
+            // socket, so its readiness is cleared (the next read waits for new bytes instead of
+            // asking the kernel in vain). A `WouldBlock` from the closure is what clears it.
+            let mut short_read = false;
+            let read = self.0.try_io(Interest::READABLE, || {
+                let room = buf.remaining();
+                let n = self.0.try_read_buf(buf)?;
+                short_read = n > 0 && n < room;
+                if short_read { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+            });
+            match read {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if short_read {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // Readiness was stale (it is cleared now): wait again.
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
 }
 
 impl Read for QuickAckStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.ack.take() {
-            acknowledge_now(this.inner.inner());
-        }
-        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if read.is_pending() {
-            this.ack.0.reader.register(cx.waker());
-            // Asked between the first look and the registration: no wake-up will come for it.
-            if this.ack.take() {
-                acknowledge_now(this.inner.inner());
-            }
-        }
-        read
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
@@ -143,6 +194,7 @@ impl Write for QuickAckStream {
 impl Connection for QuickAckStream {
     /// The connection's [`AckRequest`] goes into the extensions of every response it carries.
     fn connected(&self) -> Connected {
-        self.inner.connected().extra(self.ack.clone())
+        let stream = &self.inner.inner().0;
+        stream.connected().extra(AckRequest(Arc::downgrade(stream)))
     }
 }
