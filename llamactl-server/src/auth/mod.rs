@@ -176,7 +176,7 @@ impl Authenticator {
     /// Identifies the holder of `presented`: a management key, or a valid, unexpired
     /// inference key.
     ///
-    /// The key is hashed once; a key verified in the last `CACHE_TTL` (30 s) is checked against its
+    /// The key is hashed once; a key verified in the last 30 s is checked against its
     /// cached digest without copying anything.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
         let digest = keys::sha256(presented);
