@@ -66,7 +66,10 @@ fn read_from(file: &mut File, offset: u64, lines: &mut LineSplitter, logs: &LogS
             break;
         }
         offset += read as u64;
-        lines.feed(&chunk[..read], |line| logs.push(LogStream::Stdout, line));
+        // One write to the log file per chunk read, not one per line.
+        let mut batch = Vec::new();
+        lines.feed(&chunk[..read], |line| batch.push(line));
+        logs.push_all(LogStream::Stdout, batch);
     }
     Ok(offset)
 }

@@ -74,7 +74,7 @@ impl RotatingFile {
         Ok(())
     }
 
-    /// Appends one line (the caller includes the newline). On error the file is closed, so the
+    /// Appends one line or several (the caller includes the newlines). On error the file is closed, so the
     /// next call reopens it: writing resumes by itself once the disk has room again.
     pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let result = self.try_write(line);
