@@ -128,12 +128,11 @@ impl RunIdentity {
                 record.output_path = output;
             }
             Self::Container { id, options_hash, .. } => {
-                record.pid = None;
-                record.process_start_ticks = None;
-                record.boot_id = None;
+                let port = record.port;
+                record.forget_run();
+                record.port = port;
                 record.container_id = Some(id);
                 record.command_hash = Some(options_hash);
-                record.output_path = None;
             }
         }
     }

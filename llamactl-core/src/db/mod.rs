@@ -106,6 +106,25 @@ pub struct RuntimeRecord {
     pub last_reason: Option<TransitionReason>,
 }
 
+impl RuntimeRecord {
+    /// Forgets the run it recorded: no process, container, command, output file or port.
+    ///
+    /// ```
+    /// let mut record = llamactl_core::RuntimeRecord { pid: Some(42), port: Some(8001), ..Default::default() };
+    /// record.forget_run();
+    /// assert_eq!((record.pid, record.port), (None, None));
+    /// ```
+    pub fn forget_run(&mut self) {
+        self.pid = None;
+        self.process_start_ticks = None;
+        self.boot_id = None;
+        self.container_id = None;
+        self.command_hash = None;
+        self.output_path = None;
+        self.port = None;
+    }
+}
+
 impl Default for RuntimeRecord {
     fn default() -> Self {
         Self {

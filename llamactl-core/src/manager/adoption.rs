@@ -152,13 +152,7 @@ async fn settle(ctx: &Context, stored: &mut StoredInstance, reason: TransitionRe
     if !had_run && !from.holds_slot() && !noteworthy {
         return;
     }
-    runtime.pid = None;
-    runtime.process_start_ticks = None;
-    runtime.boot_id = None;
-    runtime.container_id = None;
-    runtime.command_hash = None;
-    runtime.output_path = None;
-    runtime.port = None;
+    runtime.forget_run();
     if from.holds_slot() {
         runtime.stopped_at = Some(Utc::now());
     }

@@ -256,13 +256,7 @@ impl Actor {
     /// Forgets the run that ended: no process, container or port in the record any more.
     fn clear_process(&mut self, exit: ExitInfo) {
         let runtime = &mut self.state.runtime;
-        runtime.pid = None;
-        runtime.process_start_ticks = None;
-        runtime.boot_id = None;
-        runtime.container_id = None;
-        runtime.command_hash = None;
-        runtime.output_path = None;
-        runtime.port = None;
+        runtime.forget_run();
         runtime.stopped_at = Some(Utc::now());
         runtime.last_exit = exit;
         self.state.listen = None;
