@@ -4,7 +4,7 @@
 //! ([`InstanceName`]), statuses and desired states ([`InstanceStatus`], [`DesiredState`]), the
 //! typed reason of every status transition ([`TransitionReason`], [`ExitInfo`]), what an API key
 //! may use ([`PermissionMode`]) and the top-level fields of an instance's options
-//! ([`INSTANCE_FIELDS`]).
+//! ([`INSTANCE_FIELDS`]), and how a proxied request ended ([`ActivityOutcome`]).
 //!
 //! `llamactl-core` keeps these in its database and re-exports them at its own paths;
 //! `llamactl-api` puts them in the REST API's bodies. Their serialised form is therefore both a
@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod fields;
 mod name;
 mod permission;
@@ -33,6 +34,7 @@ mod reason;
 mod signal;
 mod status;
 
+pub use activity::{ActivityGroupBy, ActivityOutcome, UnknownActivityWord};
 pub use fields::INSTANCE_FIELDS;
 pub use name::{InstanceName, MAX_NAME_LEN, NameError};
 pub use permission::PermissionMode;

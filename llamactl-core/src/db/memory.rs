@@ -1,4 +1,4 @@
-//! [`MemoryDatabase`]: [`Database`] and [`ApiKeyStore`] in plain memory, for embedders' own
+//! [`MemoryDatabase`]: [`Database`], [`ApiKeyStore`] and [`ActivityStore`](super::ActivityStore) in plain memory, for embedders' own
 //! tests. It keeps what SQLite keeps, rounded as SQLite rounds it, and answers as
 //! [`SqliteDatabase`](super::SqliteDatabase) answers wherever the conformance suite
 //! (`llamactl_core::testing::conformance`, feature `testing`) checks.
@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+mod activity;
+
 use super::{
-    ApiKeyRecord, ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent, InstanceRights,
-    NewApiKey, RuntimeRecord, StoredInstance, Transition,
+    ActivityRecord, ApiKeyRecord, ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent,
+    InstanceRights, NewApiKey, RuntimeRecord, StoredInstance, Transition,
 };
 use crate::{InstanceName, InstanceOptions};
 
@@ -93,6 +95,8 @@ struct State {
     /// Key id by lookup id.
     lookup_ids: HashMap<String, i64>,
     manager_id: Option<String>,
+    /// Request records by id.
+    activity: BTreeMap<i64, ActivityRecord>,
 }
 
 #[derive(Debug)]

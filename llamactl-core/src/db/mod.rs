@@ -1,13 +1,15 @@
 //! Persistence: two traits and their records. [`Database`] is the instance store (definitions,
 //! runtime state, transition events): all of the manager's persistence goes through it.
-//! [`ApiKeyStore`] holds the server's inference keys and their per-instance rights.
+//! [`ApiKeyStore`] holds the server's inference keys and their per-instance rights;
+//! [`ActivityStore`] the records of proxied requests.
 //!
-//! Both are implemented by one type, since a key's rights name the store's instances:
+//! All are implemented by one type, since a key's rights name the store's instances:
 //! [`SqliteDatabase`], the implementation that ships, and [`MemoryDatabase`], a plain in-memory
 //! one for embedders' own tests. Any other implementation can check itself against the same
 //! rules with the conformance suite behind the `testing` feature
 //! (`llamactl_core::testing::conformance`).
 
+pub mod activity;
 mod api_keys;
 mod memory;
 mod sqlite;
@@ -20,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, OptionsError, TransitionReason};
 
+pub use activity::{
+    ActivityGroupBy, ActivityOutcome, ActivityQuery, ActivityRecord, ActivityStats, ActivityStore, quantile, summarise,
+};
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, InstanceRights, NewApiKey, PermissionMode};
 pub use memory::MemoryDatabase;
 pub use sqlite::SqliteDatabase;

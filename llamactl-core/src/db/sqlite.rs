@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 
+mod activity;
 mod api_keys;
 mod group_commit;
 mod lock;

@@ -3,6 +3,7 @@
 //! `${VAR}` expansion, errors naming the key and the file) is in [`load()`].
 
 mod expand;
+mod history;
 mod load;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use llamactl_core::manager::{InstanceSettings, ShutdownPolicy};
 use llamactl_core::options::docker::{ByteSize, DockerNetwork, DockerRunOptions, GpuRequest};
 use serde::{Deserialize, Serialize};
 
+pub use history::{ActivityConfig, ResourceHistoryConfig};
 pub use load::{ConfigError, LoadedConfig, load};
 
 /// The whole configuration.
@@ -35,6 +37,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Authentication.
     pub auth: AuthConfig,
+    /// Records of proxied requests.
+    pub activity: ActivityConfig,
+    /// Samples of CPU and memory use.
+    pub resource_history: ResourceHistoryConfig,
     /// Name of this node.
     pub local_node: String,
     /// Other nodes (multi-node setups; kept for compatibility, not used yet).

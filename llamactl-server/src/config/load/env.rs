@@ -129,6 +129,14 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_DATABASE_MAX_OPEN_CONNECTIONS", "database.max_open_connections", U32),
         var("LLAMACTL_DATABASE_MAX_IDLE_CONNECTIONS", "database.max_idle_connections", U32),
         var("LLAMACTL_DATABASE_CONN_MAX_LIFETIME", "database.connection_max_lifetime", Text),
+        // activity and resource history
+        var("LLAMACTL_ACTIVITY_ENABLED", "activity.enabled", Bool),
+        var("LLAMACTL_ACTIVITY_MAX_ROWS", "activity.max_rows", U64),
+        var("LLAMACTL_ACTIVITY_MAX_AGE_HOURS", "activity.max_age_hours", U64),
+        var("LLAMACTL_ACTIVITY_QUEUE_SIZE", "activity.queue_size", U64),
+        var("LLAMACTL_RESOURCE_HISTORY_ENABLED", "resource_history.enabled", Bool),
+        var("LLAMACTL_RESOURCE_HISTORY_INTERVAL_SECONDS", "resource_history.interval_seconds", U64),
+        var("LLAMACTL_RESOURCE_HISTORY_MAX_AGE_HOURS", "resource_history.max_age_hours", U64),
         // auth
         var("LLAMACTL_REQUIRE_INFERENCE_AUTH", "auth.require_inference_auth", Bool),
         var("LLAMACTL_REQUIRE_MANAGEMENT_AUTH", "auth.require_management_auth", Bool),

@@ -38,6 +38,12 @@ pub(super) fn validate(config: &Config) -> Result<(), (String, String)> {
             format!("{} is too small for ordinary requests; give at least {MIN_HEADER_BYTES}", server.max_header_bytes),
         ));
     }
+    if config.resource_history.enabled && config.resource_history.interval_seconds == 0 {
+        return Err(("resource_history.interval_seconds".into(), "must be at least 1 second".to_owned()));
+    }
+    if config.activity.enabled && config.activity.queue_size == 0 {
+        return Err(("activity.queue_size".into(), "must be at least 1 (or set activity.enabled: false)".to_owned()));
+    }
     if config.instances.on_demand_start_timeout == 0 {
         return Err(("instances.on_demand_start_timeout".into(), "must be at least 1 second".to_owned()));
     }
