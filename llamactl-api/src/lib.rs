@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 mod client;
 pub mod types;
 

@@ -2,7 +2,7 @@
 //! starts. A place is taken only by a request that must wait (a ready instance is leased
 //! without queueing) and given back when the request stops waiting, whatever the outcome.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The queue of one instance was full: [`ColdStartQueue::enter`]'s refusal.
@@ -38,13 +38,21 @@ pub struct ColdStartQueue {
 #[derive(Debug)]
 struct Inner {
     capacity: usize,
-    waiting: Mutex<HashMap<String, usize>>,
+    waiting: Mutex<Rooms>,
+}
+
+/// Each room's waiters in the order they entered (by an entry number), with the ticket each
+/// was given, if any.
+#[derive(Debug, Default)]
+struct Rooms {
+    entered: u64,
+    rooms: HashMap<String, BTreeMap<u64, Option<u64>>>,
 }
 
 impl ColdStartQueue {
     /// Rooms of `capacity` places per instance (0: no request may wait).
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Inner { capacity, waiting: Mutex::new(HashMap::new()) }) }
+        Self { inner: Arc::new(Inner { capacity, waiting: Mutex::new(Rooms::default()) }) }
     }
 
     /// Places per instance.
@@ -52,35 +60,63 @@ impl ColdStartQueue {
         self.inner.capacity
     }
 
-    fn waiting(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+    fn waiting(&self) -> MutexGuard<'_, Rooms> {
         self.inner.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes a place in `instance`'s room, or says it is full.
     pub fn enter(&self, instance: &str) -> Result<QueuePlace, QueueFull> {
+        self.enter_with(instance, None)
+    }
+
+    /// Takes a place in `instance`'s room for the request called `ticket` (see
+    /// [`position_of`](Self::position_of)), or says it is full.
+    pub fn enter_with(&self, instance: &str, ticket: Option<u64>) -> Result<QueuePlace, QueueFull> {
         let mut waiting = self.waiting();
-        let count = waiting.entry(instance.to_owned()).or_insert(0);
-        if *count >= self.inner.capacity {
+        let Rooms { entered, rooms } = &mut *waiting;
+        let room = rooms.entry(instance.to_owned()).or_default();
+        if room.len() >= self.inner.capacity {
             let full = QueueFull { instance: instance.to_owned(), capacity: self.inner.capacity };
-            if *count == 0 {
-                waiting.remove(instance);
+            if room.is_empty() {
+                rooms.remove(instance);
             }
             return Err(full);
         }
-        *count += 1;
-        Ok(QueuePlace { queue: self.clone(), instance: instance.to_owned(), position: *count })
+        *entered += 1;
+        room.insert(*entered, ticket);
+        Ok(QueuePlace { queue: self.clone(), instance: instance.to_owned(), entry: *entered, position: room.len() })
     }
 
     /// Requests waiting for `instance` now.
     pub fn depth(&self, instance: &str) -> usize {
-        self.waiting().get(instance).copied().unwrap_or(0)
+        self.waiting().rooms.get(instance).map_or(0, BTreeMap::len)
     }
 
     /// Every instance with requests waiting, and how many.
     pub fn depths(&self) -> Vec<(String, usize)> {
-        let mut depths: Vec<(String, usize)> = self.waiting().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut depths: Vec<(String, usize)> = self.waiting().rooms.iter().map(|(k, v)| (k.clone(), v.len())).collect();
         depths.sort();
         depths
+    }
+
+    /// Where the request called `ticket` waits for `instance` now (1: next), if it waits.
+    ///
+    /// ```
+    /// use llamactl_core::manager::ColdStartQueue;
+    ///
+    /// let queue = ColdStartQueue::new(8);
+    /// let first = queue.enter_with("tiny", Some(10))?;
+    /// let _second = queue.enter_with("tiny", Some(11))?;
+    /// assert_eq!(queue.position_of("tiny", 11), Some(2));
+    /// drop(first);
+    /// assert_eq!(queue.position_of("tiny", 11), Some(1));
+    /// assert_eq!(queue.position_of("tiny", 10), None);
+    /// # Ok::<(), llamactl_core::manager::QueueFull>(())
+    /// ```
+    pub fn position_of(&self, instance: &str, ticket: u64) -> Option<usize> {
+        let waiting = self.waiting();
+        let room = waiting.rooms.get(instance)?;
+        room.values().position(|t| *t == Some(ticket)).map(|i| i + 1)
     }
 }
 
@@ -89,6 +125,7 @@ impl ColdStartQueue {
 pub struct QueuePlace {
     queue: ColdStartQueue,
     instance: String,
+    entry: u64,
     position: usize,
 }
 
@@ -107,10 +144,10 @@ impl QueuePlace {
 impl Drop for QueuePlace {
     fn drop(&mut self) {
         let mut waiting = self.queue.waiting();
-        if let Some(count) = waiting.get_mut(&self.instance) {
-            *count -= 1;
-            if *count == 0 {
-                waiting.remove(&self.instance);
+        if let Some(room) = waiting.rooms.get_mut(&self.instance) {
+            room.remove(&self.entry);
+            if room.is_empty() {
+                waiting.rooms.remove(&self.instance);
             }
         }
     }

@@ -64,12 +64,14 @@ pub struct LeaseRequest<'a> {
     pub deadline: Instant,
     /// Where it waits while the instance starts.
     pub queue: Option<&'a ColdStartQueue>,
+    /// What the request is called in the queue ([`ColdStartQueue::position_of`]).
+    pub ticket: Option<u64>,
 }
 
 impl<'a> LeaseRequest<'a> {
     /// Every right, waiting at most `timeout` from now, in no queue.
     pub fn within(timeout: Duration) -> Self {
-        Self { rights: Rights::ALL, deadline: Instant::now() + timeout, queue: None }
+        Self { rights: Rights::ALL, deadline: Instant::now() + timeout, queue: None, ticket: None }
     }
 
     /// With `rights` instead.
@@ -80,6 +82,11 @@ impl<'a> LeaseRequest<'a> {
     /// Waiting in `queue`.
     pub fn in_queue(self, queue: &'a ColdStartQueue) -> LeaseRequest<'a> {
         LeaseRequest { queue: Some(queue), ..self }
+    }
+
+    /// Called `ticket` in the queue, so that its place can be asked for.
+    pub fn with_ticket(self, ticket: u64) -> Self {
+        Self { ticket: Some(ticket), ..self }
     }
 }
 
@@ -118,7 +125,7 @@ impl Manager {
         if !request.rights.start && matches!(status, InstanceStatus::Stopped | InstanceStatus::Failed) {
             return Err(ManagerError::MayNotStart { name: name.to_owned(), status });
         }
-        let _place = request.queue.map(|queue| queue.enter(name)).transpose()?;
+        let _place = request.queue.map(|queue| queue.enter_with(name, request.ticket)).transpose()?;
         let started = Instant::now();
         let mut lease = self.wait_ready(&handle, request).await?;
         lease.waited = Some(started.elapsed());
