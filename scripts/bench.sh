@@ -4,6 +4,8 @@
 #   scripts/bench.sh proxy [fixed|llama-server|keys|soak]     proxy throughput (direct / nginx / llamactl), CPU per request,
 #                                                             latency, streaming, cold start, key checks;
 #                                                             soak: 60 s at concurrency 256 (LLAMACTL_BENCH_SOAK_SECONDS)
+#   scripts/bench.sh activity                                 the cost of recording requests (on vs off at c=64),
+#                                                             records sustained without drops, database bytes per 100,000
 #   scripts/bench.sh adoption [boot|server]                   takeover of running backends after a kill -9 of the manager
 #   scripts/bench.sh scale                                    10,000 instances: creates/s, list latency, boot, memory
 #   scripts/bench.sh supervision                              200 running backends: idle CPU, memory, detection lags

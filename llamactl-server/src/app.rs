@@ -15,12 +15,14 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use llamactl_core::db::ActivityStore;
 use llamactl_core::{ApiKeyStore, BackendType, Database, DbError, Manager, SqliteDatabase};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::activity::Activity;
 use crate::auth::{Authenticator, keys};
 use crate::config::{BackendConfig, Config};
 use crate::legacy_import::import_legacy_instances;
@@ -213,7 +215,15 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
     };
     let config = Arc::new(config);
     let keys: Arc<dyn ApiKeyStore> = db.clone();
-    let state = AppState { manager, keys, config: config.clone(), auth, proxy, metrics: metrics_handle() };
+    let history: Arc<dyn ActivityStore> = db.clone();
+    // The metrics recorder first: the activity's counters are taken from it.
+    let metrics = metrics_handle();
+    let activity = if config.activity.enabled {
+        Some(Activity::start(history.clone(), &config.activity).await.context("cannot read the request records")?)
+    } else {
+        None
+    };
+    let state = AppState { manager, keys, history, activity, config: config.clone(), auth, proxy, metrics };
     tokio::spawn(crate::api::system::count_transitions(state.clone()));
     let router = with_layers(crate::api::router(state.clone()), &config);
     Ok(Assembled { router, state, db, startup })

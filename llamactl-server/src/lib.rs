@@ -1,7 +1,8 @@
 //! llamactl-server as a library: configuration, the one-time import of the Go llamactl's JSON
-//! instance files, the REST API, the OpenAI-compatible proxy and authentication. The binary in
+//! instance files, the REST API, the OpenAI-compatible proxy, request activity and authentication. The binary in
 //! `main.rs` only parses its arguments and calls [`app::run`].
 
+pub mod activity;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -25,6 +25,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -109,10 +110,10 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, stop: 
     let connections = TaskTracker::new();
     let mut refusals = RefusalLog::default();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     accept_failed(&error, &stop).await;
                     continue;
@@ -131,7 +132,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, stop: 
         let (router, http, stop) = (router.clone(), http.clone(), stop.clone());
         connections.spawn(async move {
             metrics::gauge!(OPEN_METRIC).increment(1.0);
-            connection(stream, router, &http, limits, stop).await;
+            connection(stream, peer, router, &http, limits, stop).await;
             metrics::gauge!(OPEN_METRIC).decrement(1.0);
             drop(slot);
         });
@@ -220,6 +221,7 @@ impl RefusalLog {
 /// fires early finds the connection busy or its deadline later, and is set again.
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     http: &hyper::server::conn::http1::Builder,
     limits: Limits,
@@ -227,7 +229,7 @@ async fn connection(
 ) {
     let activity = Arc::new(Activity::new(limits));
     let io = TokioIo::new(Watched { stream, activity: activity.clone() });
-    let conn = http.serve_connection(io, Tracked { router, activity: activity.clone() });
+    let conn = http.serve_connection(io, Tracked { router, activity: activity.clone(), peer });
     let mut conn = std::pin::pin!(conn);
     let mut stopping = false;
     let mut armed = activity.arm();
@@ -428,6 +430,8 @@ impl AsyncWrite for Watched {
 struct Tracked {
     router: Router,
     activity: Arc<Activity>,
+    /// The client's address, given to handlers as `ConnectInfo`.
+    peer: SocketAddr,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
@@ -439,7 +443,9 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.begin();
-        let answer = self.router.clone().oneshot(request.map(Body::new));
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
+        let answer = self.router.clone().oneshot(request);
         Box::pin(async move {
             let response = answer.await?;
             Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use llamactl_core::db::ActivityStore;
 use llamactl_core::{ApiKeyStore, Manager};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::activity::Activity;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::Proxy;
@@ -20,6 +22,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Key verification.
     pub auth: Arc<Authenticator>,
+    /// The records of proxied requests (the same store as the manager's database).
+    pub history: Arc<dyn ActivityStore>,
+    /// The recorder of proxied requests, when recording is on.
+    pub activity: Option<Arc<Activity>>,
     /// The reverse proxy.
     pub proxy: Arc<Proxy>,
     /// Prometheus metrics, when recording is on.

@@ -58,10 +58,17 @@ pub fn retry_after_header(after: Duration) -> HeaderValue {
     HeaderValue::from((after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1))
 }
 
+/// The text of an error answer llamactl made itself, left in the response's extensions for
+/// the request's activity record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorText(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let text = ErrorText(format!("{}: {}", self.code, self.details));
         let body = ErrorBody { error: self.code.to_owned(), details: self.details };
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(text);
         if let Some(after) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, retry_after_header(after));
         }

@@ -2,6 +2,7 @@
 //! llama.cpp native routes (`/llama-cpp/*`), health, readiness, metrics, and the OpenAPI
 //! document that describes all of them.
 
+pub mod activity;
 pub mod backends;
 pub mod body;
 pub mod error;
@@ -112,6 +113,7 @@ impl Modify for StandardResponses {
         (name = "Backends", description = "Backend tools and llama.cpp router models"),
         (name = "OpenAI", description = "The OpenAI-compatible endpoint"),
         (name = "llama.cpp", description = "llama-server's native endpoints"),
+        (name = "Activity", description = "Records of proxied requests, their statistics, and requests in flight"),
         (name = "System", description = "Health, readiness, version, configuration, events, metrics"),
     )
 )]
@@ -144,6 +146,10 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(system::node))
         .routes(routes!(system::events))
         .routes(routes!(system::metrics))
+        .routes(routes!(activity::list))
+        .routes(routes!(activity::stats))
+        .routes(routes!(activity::inflight))
+        .routes(routes!(activity::cancel))
 }
 
 fn inference() -> OpenApiRouter<AppState> {
@@ -185,7 +191,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/{*path}", post(openai::post))
         .route("/llama-cpp/{name}/", any(native::llama_cpp_root))
         .route("/llama-cpp/{name}/{*path}", any(native::llama_cpp))
-        .route_layer(from_fn_with_state(state.clone(), inference_auth));
+        .route_layer(from_fn_with_state(state.clone(), inference_auth))
+        // Outside authentication, so that refused requests are recorded too.
+        .route_layer(from_fn_with_state(state.clone(), crate::activity::layer::record));
     Router::new()
         .merge(public().split_for_parts().0)
         .merge(management)

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
-use super::wire::status_event;
+use super::wire::{activity_record, status_event};
 use crate::state::AppState;
 pub use llamactl_api::types::{NodeResponse, StatusBody, StatusEvent};
 
@@ -111,22 +111,33 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
         .ok_or_else(|| ApiError::not_found(format!("node {name} not found")))
 }
 
-/// Follow every instance's status changes
+/// Follow every instance's status changes and every request's record
 ///
-/// `GET /api/v1/events`: every status change of every instance, as server-sent events
-/// (`event: status`, data: `{"name","from","to","reason","at"}`).
+/// `GET /api/v1/events`: server-sent events: every status change of every instance
+/// (`event: status`, data: `{"name","from","to","reason","at"}`) and, when activity is
+/// recorded, every proxied request as it ends (`event: activity`, data: its record).
 #[utoipa::path(get, path = "/api/v1/events", tag = "System", operation_id = "streamEvents",
-    responses((status = 200, description = "text/event-stream of status changes", content_type = "text/event-stream")),
+    responses((status = 200, description = "text/event-stream of status changes and request records", content_type = "text/event-stream")),
     security(("management_key" = [])))]
 pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
-    let stream = BroadcastStream::new(state.manager.subscribe_transitions()).map(|item| {
-        Ok::<_, Infallible>(match item {
-            Ok(notice) => {
-                Event::default().event("status").data(serde_json::to_string(&status_event(notice)).unwrap_or_default())
-            }
-            Err(_) => Event::default().event("lagged").data("some status changes were skipped"),
-        })
+    let statuses = BroadcastStream::new(state.manager.subscribe_transitions()).map(|item| match item {
+        Ok(notice) => {
+            Event::default().event("status").data(serde_json::to_string(&status_event(notice)).unwrap_or_default())
+        }
+        Err(_) => Event::default().event("lagged").data("some status changes were skipped"),
     });
+    let records = match &state.activity {
+        Some(activity) => BroadcastStream::new(activity.subscribe())
+            .map(|item| match item {
+                Ok(record) => Event::default()
+                    .event("activity")
+                    .data(serde_json::to_string(&activity_record(&record)).unwrap_or_default()),
+                Err(_) => Event::default().event("lagged").data("some request records were skipped"),
+            })
+            .boxed(),
+        None => futures::stream::pending().boxed(),
+    };
+    let stream = futures::stream::select(statuses, records).map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -140,6 +151,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     text.push_str("# HELP llamactl_instances Instances by status.\n# TYPE llamactl_instances gauge\n");
     let list = state.manager.map_instances(|v| (v.state.runtime.status, v.in_flight, v.logs.file_error().is_some()));
+    let per_instance = state.manager.map_instances(|v| (v.name.to_string(), v.in_flight));
+    text.push_str("# HELP llamactl_instance_requests_in_flight Proxied requests in flight, per instance.\n# TYPE llamactl_instance_requests_in_flight gauge\n");
+    for (instance, in_flight) in per_instance {
+        text.push_str(&format!("llamactl_instance_requests_in_flight{{instance=\"{instance}\"}} {in_flight}\n"));
+    }
     text.push_str("# HELP llamactl_cold_start_queue_depth Requests waiting for their instance to start.\n# TYPE llamactl_cold_start_queue_depth gauge\n");
     for (instance, depth) in state.proxy.queue().depths() {
         text.push_str(&format!("llamactl_cold_start_queue_depth{{instance=\"{instance}\"}} {depth}\n"));

@@ -73,6 +73,48 @@ pub fn key_response(key: &ApiKeyRecord) -> KeyResponse {
     }
 }
 
+/// A request's record as the activity routes and the event stream send it.
+pub fn activity_record(record: &llamactl_core::db::ActivityRecord) -> llamactl_api::activity::ActivityRecord {
+    let r = record.clone();
+    llamactl_api::activity::ActivityRecord {
+        id: r.id,
+        at: r.at,
+        instance: r.instance,
+        model: r.model,
+        path: r.path,
+        status: r.status,
+        key_id: r.key_id,
+        key_name: r.key_name,
+        client: r.client,
+        duration_ms: r.duration_ms,
+        ttfb_ms: r.ttfb_ms,
+        queue_ms: r.queue_ms,
+        streamed: r.streamed,
+        prompt_tokens: r.prompt_tokens,
+        completion_tokens: r.completion_tokens,
+        cached_tokens: r.cached_tokens,
+        prompt_tps: r.prompt_tps,
+        generation_tps: r.generation_tps,
+        outcome: r.outcome,
+        error: r.error,
+    }
+}
+
+/// One group of request statistics.
+pub fn activity_stats_group(stats: llamactl_core::db::ActivityStats) -> llamactl_api::activity::ActivityStatsGroup {
+    llamactl_api::activity::ActivityStatsGroup {
+        group: stats.group,
+        requests: stats.requests,
+        errors: stats.errors,
+        prompt_tokens: stats.prompt_tokens,
+        completion_tokens: stats.completion_tokens,
+        duration_p50_ms: stats.duration_p50_ms,
+        duration_p95_ms: stats.duration_p95_ms,
+        ttfb_p50_ms: stats.ttfb_p50_ms,
+        generation_tps_p50: stats.generation_tps_p50,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{AuthError, Principal, presented_key};
+use crate::activity::RequestTrack;
+use crate::api::error::ErrorText;
 use crate::state::AppState;
 
 /// An authentication or permission failure, answered in the Go llamactl's form:
@@ -24,8 +26,10 @@ impl IntoResponse for AuthFailure {
             AuthError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
             _ => (StatusCode::UNAUTHORIZED, "authentication_error"),
         };
+        let text = ErrorText(self.0.to_string());
         let mut response =
             (status, Json(json!({"error": {"message": self.0.to_string(), "type": kind}}))).into_response();
+        response.extensions_mut().insert(text);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
@@ -73,6 +77,16 @@ pub async fn inference_auth(State(state): State<AppState>, mut request: Request,
     } else {
         Principal::Open
     };
+    if let Some(track) = request.extensions().get::<std::sync::Arc<RequestTrack>>() {
+        let key = match &principal {
+            Principal::Open => None,
+            Principal::Management => Some((None, "management".to_owned())),
+            Principal::Inference(key) => Some((Some(key.id), key.name.clone())),
+        };
+        if let Some((id, name)) = key {
+            track.update(|d| (d.key_id, d.key_name) = (id, Some(name)));
+        }
+    }
     request.extensions_mut().insert(principal);
     next.run(request).await
 }

@@ -26,6 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use llamactl_core::manager::{ColdStartQueue, Lease, LeaseRequest, Rights};
 use llamactl_core::{BackendType, InstanceStatus, Manager, ManagerError};
 
+use crate::activity::{RequestTrack, Stage};
 use crate::api::error::ApiError;
 use quick_ack::{AckRequest, QuickAckConnector};
 use request_metrics::{InstanceMetrics, ProxyMetrics};
@@ -117,9 +118,31 @@ impl Proxy {
     /// A lease on a ready `instance` for a caller with `rights`: at once if it is ready;
     /// otherwise the request waits in the instance's bounded queue while it starts (if the
     /// rights allow), up to the on-demand timeout. One manager call.
-    pub async fn acquire(&self, manager: &Manager, instance: &str, rights: Rights) -> Result<Lease, ApiError> {
-        let request = LeaseRequest::within(self.on_demand_timeout).with_rights(rights).in_queue(&self.queue);
-        match manager.acquire(instance, request).await {
+    ///
+    /// `track` (the request's activity, if recorded) learns the instance, the queue wait and
+    /// the request's place in the queue (its id is the queue ticket).
+    pub async fn acquire(
+        &self,
+        manager: &Manager,
+        instance: &str,
+        rights: Rights,
+        track: Option<&RequestTrack>,
+    ) -> Result<Lease, ApiError> {
+        let mut request = LeaseRequest::within(self.on_demand_timeout).with_rights(rights).in_queue(&self.queue);
+        if let Some(track) = track {
+            request = request.with_ticket(track.id as u64);
+            track.set_stage(Stage::Acquiring);
+        }
+        let acquired = manager.acquire(instance, request).await;
+        if let Some(track) = track {
+            let waited = acquired.as_ref().ok().and_then(Lease::waited).or(match &acquired {
+                Err(ManagerError::Timeout { waited, .. }) => Some(*waited),
+                _ => None,
+            });
+            track.update(|d| d.queued = waited.or(d.queued));
+            track.set_stage(Stage::Forwarding);
+        }
+        match acquired {
             Ok(lease) => {
                 if let Some(waited) = lease.waited() {
                     record_cold_start_wait(instance, waited);
@@ -156,8 +179,9 @@ impl Proxy {
         body_for: impl Fn(&Lease) -> Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let mut resent = false;
+        let track = parts.extensions.get::<Arc<RequestTrack>>().cloned();
         loop {
-            let lease = self.acquire(manager, instance, rights).await?;
+            let lease = self.acquire(manager, instance, rights, track.as_deref()).await?;
             let attempt = lease.attempt();
             let body = body_for(&lease);
             let mut parts = parts.clone();

@@ -7,7 +7,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use llamactl_core::BackendType;
 
+use std::sync::Arc;
+
 use super::openai::OpenAiError;
+use crate::activity::RequestTrack;
 use crate::api::error::ApiError;
 use crate::api::extract::Path;
 use crate::api::instances::instance_name;
@@ -68,7 +71,11 @@ pub async fn llama_cpp(
     }
     // `/llama-cpp/{name}/...`
     let request = with_tail(request, 2)?;
-    let lease = state.proxy.acquire(&state.manager, &name, principal.rights(&name)).await?;
+    let track = request.extensions().get::<Arc<RequestTrack>>().cloned();
+    if let Some(track) = &track {
+        track.update(|d| d.instance = Some(name.clone()));
+    }
+    let lease = state.proxy.acquire(&state.manager, &name, principal.rights(&name), track.as_deref()).await?;
     Ok(state.proxy.forward(lease, request).await?)
 }
 

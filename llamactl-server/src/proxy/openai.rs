@@ -1,6 +1,7 @@
 //! The OpenAI-compatible endpoint: `POST /v1/*` routed by the body's `model` (an instance
 //! name, or `instance/model` for llama.cpp router instances), and `GET /v1/models`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,8 +17,9 @@ use serde_json::{Value, json};
 use super::model_field::{
     ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
 };
+use crate::activity::RequestTrack;
 use crate::api::body::read_body;
-use crate::api::error::{ApiError, retry_after_header};
+use crate::api::error::{ApiError, ErrorText, retry_after_header};
 use crate::auth::Principal;
 use crate::state::AppState;
 pub use llamactl_api::types::{ModelEntry, ModelList};
@@ -42,8 +44,10 @@ impl IntoResponse for OpenAiError {
             s if s.is_client_error() => "invalid_request_error",
             _ => "server_error",
         };
+        let text = ErrorText(format!("{}: {}", error.code, error.details));
         let body = json!({"error": {"message": error.details, "type": kind, "code": error.code}});
         let mut response = (error.status, Json(body)).into_response();
+        response.extensions_mut().insert(text);
         if let Some(after) = error.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, retry_after_header(after));
         }
@@ -126,6 +130,10 @@ pub async fn post(
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (field, multipart) = model_of(content_type, &body)?;
     let route = route(&state, &field.value)?;
+    if let Some(track) = parts.extensions.get::<Arc<RequestTrack>>() {
+        let model = route.sub_model.clone().unwrap_or_else(|| field.value.clone());
+        track.update(|d| (d.instance, d.model) = (Some(route.instance.clone()), Some(model)));
+    }
     let rights = principal.rights(&route.instance);
     let body_for = |lease: &Lease| match model_for(&route, lease) {
         Some(model) if model != field.value => Bytes::from(if multipart {
