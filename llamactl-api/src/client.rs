@@ -10,6 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::activity::{
+    ActivityFilter, ActivityGroupBy, ActivityPage, ActivityRecord, ActivityStatsResponse, InflightRequest, encode_query,
+};
 use crate::types::{
     CreateKeyRequest, CreateKeyResponse, ErrorBody, EventResponse, InstanceResponse, KeyPermissionResponse,
     KeyResponse, ModelList, NestedErrorBody, NodeResponse, ParseCommandRequest, ParseCommandResponse, StatusBody,
@@ -316,21 +319,81 @@ impl Client {
         self.events_stream(&instance_path(name, &format!("/logs?follow=true{lines}"))?).await
     }
 
+    /// `GET /api/v1/events`, only its events named `name`, their data decoded as JSON (and kept
+    /// as received).
+    async fn named_events<T: DeserializeOwned>(
+        &self,
+        name: &'static str,
+    ) -> Result<impl Stream<Item = Result<Answer<T>, ClientError>> + use<T>, ClientError> {
+        let stream = self.events_stream("/api/v1/events").await?;
+        let decode = |data: &str| -> Result<Answer<T>, ClientError> {
+            let error =
+                |e: serde_json::Error| ClientError::Decode { url: "/api/v1/events".into(), message: e.to_string() };
+            let raw: Value = serde_json::from_str(data).map_err(error)?;
+            let value = serde_json::from_value(raw.clone()).map_err(error)?;
+            Ok(Answer { value, raw })
+        };
+        Ok(stream.filter_map(move |item| {
+            let decoded = match item {
+                Ok(event) if event.event == name => Some(decode(&event.data)),
+                Ok(_) => None,
+                Err(error) => Some(Err(error)),
+            };
+            std::future::ready(decoded)
+        }))
+    }
+
     /// `GET /api/v1/events`: every status change, decoded.
     pub async fn status_events(
         &self,
     ) -> Result<impl Stream<Item = Result<StatusEvent, ClientError>> + use<>, ClientError> {
-        let stream = self.events_stream("/api/v1/events").await?;
-        Ok(stream.filter_map(|item| async move {
-            match item {
-                Ok(event) if event.event == "status" => Some(
-                    serde_json::from_str(&event.data)
-                        .map_err(|e| ClientError::Decode { url: "/api/v1/events".into(), message: e.to_string() }),
-                ),
-                Ok(_) => None,
-                Err(error) => Some(Err(error)),
-            }
-        }))
+        Ok(self.named_events("status").await?.map(|item| item.map(Answer::into_inner)))
+    }
+
+    /// `GET /api/v1/events`: every request that ended (`event: activity`), decoded, with the
+    /// JSON as received.
+    pub async fn activity_events(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Answer<ActivityRecord>, ClientError>> + use<>, ClientError> {
+        self.named_events("activity").await
+    }
+
+    /// `GET /api/v1/activity?...`: request records, newest first.
+    pub async fn activity(&self, filter: &ActivityFilter) -> Result<Answer<ActivityPage>, ClientError> {
+        let query = filter.query();
+        let path = if query.is_empty() { "/api/v1/activity".to_owned() } else { format!("/api/v1/activity?{query}") };
+        self.json(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /api/v1/activity/stats?since=&group_by=`: request statistics of each group, of the
+    /// records from `since` on (all kept, without it).
+    pub async fn activity_stats(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        group_by: ActivityGroupBy,
+    ) -> Result<Answer<ActivityStatsResponse>, ClientError> {
+        let mut pairs = vec![("group_by", group_by.as_str().to_owned())];
+        if let Some(since) = since {
+            pairs.push(("since", since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        }
+        self.json(Method::GET, &format!("/api/v1/activity/stats?{}", encode_query(&pairs)), None::<&()>).await
+    }
+
+    /// `GET /api/v1/inflight`: the requests in flight or waiting for their instance.
+    pub async fn inflight(&self) -> Result<Answer<Vec<InflightRequest>>, ClientError> {
+        self.json(Method::GET, "/api/v1/inflight", None::<&()>).await
+    }
+
+    /// `POST /api/v1/inflight/{id}/cancel`: ends a request in flight (404 if it is not).
+    pub async fn cancel_inflight(&self, id: i64) -> Result<(), ClientError> {
+        self.no_content(Method::POST, &format!("/api/v1/inflight/{id}/cancel")).await
+    }
+
+    /// `GET /api/v1/system/metrics?window=`: samples of the host's and the instances' resources
+    /// over `window` (`15m`, `1h`), as JSON.
+    pub async fn system_metrics(&self, window: &str) -> Result<Answer<Value>, ClientError> {
+        let query = encode_query(&[("window", window.to_owned())]);
+        self.json(Method::GET, &format!("/api/v1/system/metrics?{query}"), None::<&()>).await
     }
 
     /// `GET /api/v1/instances/{name}/events`

@@ -64,6 +64,50 @@ pub enum Command {
     ///
     /// Example: llamactl models
     Models,
+    /// List the latest proxied requests; with -f, follow new ones.
+    ///
+    /// The newest is at the bottom, where followed ones are added. Columns: when (ago, and the exact time), instance, model, key, HTTP status, outcome,
+    /// duration, time to the first byte, tokens in and out, generation speed. With -o json the
+    /// API's page; with -f one JSON record per line, new ones as they end.
+    ///
+    /// Examples:
+    ///   llamactl activity
+    ///   llamactl activity --instance qwen --status 500 -n 20
+    ///   llamactl activity -f --key ci -o json
+    #[command(verbatim_doc_comment)]
+    Activity(ActivityFlags),
+    /// Watch the instances live: requests in flight and queued, rates, memory.
+    ///
+    /// A table of each instance's status, requests in flight and waiting for it to start,
+    /// requests and generated tokens per second, and memory, redrawn until Ctrl-C. Rates are over the last interval. Printed once when the output is not a terminal, with
+    /// --once, or with -o json or yaml (the rows as JSON or YAML).
+    ///
+    /// Examples:
+    ///   llamactl top
+    ///   llamactl top --interval 5
+    ///   llamactl top --once -o json
+    #[command(verbatim_doc_comment)]
+    Top {
+        /// Seconds between refreshes, and the window of the rates.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// Print the table once and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// List the requests in flight, or cancel one.
+    ///
+    /// Requests being received, waiting for their instance to start (queued, with their
+    /// place), forwarded or streamed.
+    ///
+    /// Examples:
+    ///   llamactl inflight
+    ///   llamactl inflight cancel 42
+    #[command(verbatim_doc_comment)]
+    Inflight {
+        #[command(subcommand)]
+        command: Option<InflightCommand>,
+    },
     /// Show the server's version, instance counts by status and limits.
     ///
     /// Example: llamactl status
@@ -263,6 +307,42 @@ pub enum KeyCommand {
     #[command(visible_alias = "rm")]
     Delete {
         /// Key id.
+        id: i64,
+    },
+}
+
+/// Which request records `llamactl activity` shows.
+#[derive(Debug, Clone, Args)]
+pub struct ActivityFlags {
+    /// Keep printing requests as they end, until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only requests for this instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Only requests with this key: its name, or its id.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only requests answered with this HTTP status (200, 404, 503, ...).
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// How many of the latest requests to show first.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InflightCommand {
+    /// List the requests in flight (the default).
+    ///
+    /// Example: llamactl inflight list -o json
+    #[command(visible_alias = "ls")]
+    List,
+    /// Cancel a request in flight: its client gets no more of the answer.
+    ///
+    /// Example: llamactl inflight cancel 42
+    Cancel {
+        /// Request id (see: llamactl inflight).
         id: i64,
     },
 }

@@ -16,7 +16,7 @@ use clap::Parser;
 use llamactl_api::{Client, ClientError};
 
 use crate::cli::{Cli, Command};
-use crate::commands::{instance, key, misc};
+use crate::commands::{activity, inflight, instance, key, misc, top};
 use crate::error::CliError;
 use crate::output::Printer;
 
@@ -43,6 +43,9 @@ async fn run(cli: Cli, printer: Printer) -> Result<(), CliError> {
     match cli.command {
         Command::Instance(command) => instance::run(&client, &printer, command).await,
         Command::Key(command) => key::run(&client, &printer, command).await,
+        Command::Activity(flags) => activity::run(&client, &printer, &flags).await,
+        Command::Top { interval, once } => top::run(&client, &printer, interval, once).await,
+        Command::Inflight { command } => inflight::run(&client, &printer, command).await,
         Command::Models => misc::models(&client, &printer).await,
         Command::Status => misc::status(&client, &printer).await,
         Command::Completion { .. } => Ok(()),

@@ -38,6 +38,9 @@ fn usage_errors_exit_2() {
         &["key", "show", "not-a-number"],
         &["key", "create", "k", "--all", "--instance", "a"],
         &["completion", "tcsh"],
+        &["top", "--interval", "0"],
+        &["activity", "--status", "ok"],
+        &["inflight", "cancel", "first"],
     ] {
         let out = llamactl(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -64,6 +67,11 @@ fn every_command_has_an_example_in_its_help() {
         &["key", "show"],
         &["key", "delete"],
         &["models"],
+        &["activity"],
+        &["top"],
+        &["inflight"],
+        &["inflight", "list"],
+        &["inflight", "cancel"],
         &["status"],
         &["completion"],
     ];
