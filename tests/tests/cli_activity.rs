@@ -212,7 +212,7 @@ async fn a_request_in_flight_is_listed_and_cancelled() {
     let id = request["id"].to_string();
     let table = cli.run(&["inflight"]).await.ok();
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row[..6], [id.as_str(), "slow", "-", "management", "/v1/chat/completions", "forwarding"], "{table}");
+    assert_eq!(row[..6], [id.as_str(), "slow", "slow", "management", "/v1/chat/completions", "forwarding"], "{table}");
 
     assert_eq!(cli.run(&["inflight", "cancel", &id]).await.ok(), format!("request {id} cancelled\n"));
     // Its client gets no answer (or a broken one) long before the backend's 20 s.
