@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::resources::{MetricsWindow, SystemInfo, SystemMetrics};
 use crate::types::{
     CreateKeyRequest, CreateKeyResponse, ErrorBody, EventResponse, InstanceResponse, KeyPermissionResponse,
     KeyResponse, ModelList, NestedErrorBody, NodeResponse, ParseCommandRequest, ParseCommandResponse, StatusBody,
@@ -394,6 +395,16 @@ impl Client {
     /// `GET /api/v1/nodes`
     pub async fn nodes(&self) -> Result<Answer<Vec<NodeResponse>>, ClientError> {
         self.json(Method::GET, "/api/v1/nodes", None::<&()>).await
+    }
+
+    /// `GET /api/v1/system/metrics?window=...`: resource series over `window`, and the latest tick.
+    pub async fn system_metrics(&self, window: MetricsWindow) -> Result<Answer<SystemMetrics>, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/system/metrics?window={window}"), None::<&()>).await
+    }
+
+    /// `GET /api/v1/system/info`: the host (OS, kernel, CPU, memory, GPUs, Docker engine).
+    pub async fn system_info(&self) -> Result<Answer<SystemInfo>, ClientError> {
+        self.json(Method::GET, "/api/v1/system/info", None::<&()>).await
     }
 
     /// `GET /ready`

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod resources;
 pub mod types;
 
 pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, install_tls_provider, is_temporary};

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::Proxy;
+use crate::resource_history::ResourceHistory;
 
 /// The state behind every route. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The reverse proxy.
     pub proxy: Arc<Proxy>,
+    /// The resource history (samples of the host and the instances) and its last tick.
+    pub resources: Arc<ResourceHistory>,
     /// Prometheus metrics, when recording is on.
     pub metrics: Option<PrometheusHandle>,
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod instances;
 pub mod keys;
 pub mod logs;
+pub mod resources;
 pub mod system;
 pub mod wire;
 
@@ -144,6 +145,8 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(system::node))
         .routes(routes!(system::events))
         .routes(routes!(system::metrics))
+        .routes(routes!(resources::system_metrics))
+        .routes(routes!(resources::system_info))
 }
 
 fn inference() -> OpenApiRouter<AppState> {
