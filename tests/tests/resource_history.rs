@@ -80,3 +80,42 @@ async fn a_running_instance_and_the_host_are_sampled_and_served_as_series() {
     }
     assert!(server.terminate());
 }
+
+/// A container's stats come from the engine: its memory in use, and a CPU percentage from two
+/// of its one-shot readings; the host's description names the engine's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_instance_is_sampled_through_the_engine() {
+    use llamactl_core::Database;
+    use llamactl_tests::docker_images::{RemoveContainersOnDrop, docker, test_backend_image};
+    use llamactl_tests::server::TestServer;
+    let image = test_backend_image(&docker().await).await;
+    let server = TestServer::start(|config| config.resource_history.interval_seconds = 1).await;
+    let db = llamactl_core::SqliteDatabase::open_shared(server.dir.path().join("llamactl.db")).await.unwrap();
+    let _cleanup = RemoveContainersOnDrop(db.manager_id().await.unwrap());
+    let body = serde_json::json!({
+        "backend_type": "custom",
+        "backend_options": {"command": "/usr/local/bin/llamactl-test-backend", "args": ["--host", "{host}", "--port", "{port}"]},
+        "docker_enabled": true,
+        "docker": {"image": image},
+    });
+    create_instance(&server.base, "boxed", &body).await;
+    let started = server.manage(reqwest::Method::POST, "/api/v1/instances/boxed/start").send().await.unwrap();
+    assert_eq!(started.status().as_u16(), 200);
+    let client = Client::new(&server.base, Some(MANAGEMENT_KEY.into())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let latest = loop {
+        let metrics = client.system_metrics(MetricsWindow::Hour1).await.unwrap().value;
+        let latest = metrics.latest.and_then(|l| l.instances.get("boxed").cloned());
+        if latest.as_ref().is_some_and(|p| p.cpu_percent.is_some()) {
+            break latest.unwrap();
+        }
+        assert!(Instant::now() < deadline, "no second reading of the container in 30 s: {latest:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(latest.rss_bytes.unwrap() > 0, "{latest:?}");
+    assert!(latest.cpu_percent.unwrap() >= 0.0);
+    let info = client.system_info().await.unwrap().value;
+    assert!(info.docker_version.as_deref().is_some_and(|v| !v.is_empty()), "{info:?}");
+    server.manage(reqwest::Method::DELETE, "/api/v1/instances/boxed").send().await.unwrap();
+    server.stop().await;
+}

@@ -20,7 +20,7 @@ use super::extract::Query;
 use crate::state::AppState;
 
 /// At most this many points per series: longer windows are averaged into longer steps.
-const MAX_POINTS: u64 = 720;
+pub const MAX_POINTS: u64 = 720;
 
 /// How long `nvidia-smi` and the Docker engine may take to describe the host.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,24 +95,35 @@ fn gpu_point(s: &ResourceSample) -> GpuPoint {
     }
 }
 
+/// The series of one set of samples, by scope.
+#[derive(Debug, Default)]
+pub struct Series {
+    /// The host's.
+    pub host: Vec<HostPoint>,
+    /// Each instance's, by name.
+    pub instances: BTreeMap<String, Vec<InstancePoint>>,
+    /// Each GPU's, by index.
+    pub gpus: BTreeMap<String, Vec<GpuPoint>>,
+}
+
 /// Series of `samples` (oldest first), by scope.
-pub fn series(
-    samples: &[ResourceSample],
-) -> (Vec<HostPoint>, BTreeMap<String, Vec<InstancePoint>>, BTreeMap<String, Vec<GpuPoint>>) {
-    let (mut host, mut instances, mut gpus) = (Vec::new(), BTreeMap::<_, Vec<_>>::new(), BTreeMap::<_, Vec<_>>::new());
+pub fn series(samples: &[ResourceSample]) -> Series {
+    let mut series = Series::default();
     for sample in samples {
         match &sample.scope {
-            ResourceScope::Host => host.push(host_point(sample)),
-            ResourceScope::Instance(name) => instances.entry(name.clone()).or_default().push(instance_point(sample)),
-            ResourceScope::Gpu(index) => gpus.entry(index.to_string()).or_default().push(gpu_point(sample)),
+            ResourceScope::Host => series.host.push(host_point(sample)),
+            ResourceScope::Instance(name) => {
+                series.instances.entry(name.clone()).or_default().push(instance_point(sample))
+            }
+            ResourceScope::Gpu(index) => series.gpus.entry(index.to_string()).or_default().push(gpu_point(sample)),
         }
     }
-    (host, instances, gpus)
+    series
 }
 
 /// The latest tick as the answer gives it.
 pub fn latest_of(tick: &Tick) -> LatestSample {
-    let (host, instances, gpus) = series(&tick.samples);
+    let Series { host, instances, gpus } = series(&tick.samples);
     LatestSample {
         at: tick.at,
         host: host.into_iter().next_back(),
@@ -148,7 +159,7 @@ pub async fn system_metrics(
     let since = Utc::now() - chrono::Duration::seconds(i64::try_from(window.seconds()).unwrap_or(i64::MAX));
     let samples = history.store().resource_samples(since, None).await?;
     let samples = if step > interval_seconds { average(&samples, step) } else { samples };
-    let (host, instances, gpus) = series(&samples);
+    let Series { host, instances, gpus } = series(&samples);
     Ok(Json(SystemMetrics {
         window,
         interval_seconds,
@@ -249,7 +260,7 @@ mod tests {
             sample(20, ResourceScope::Gpu(0), None, None),
         ];
         let averaged = average(&samples, 20);
-        let (host, instances, gpus) = series(&averaged);
+        let Series { host, instances, gpus } = series(&averaged);
         assert_eq!(host.len(), 2);
         assert_eq!((host[0].at, host[0].cpu_percent, host[0].memory_used_bytes), (at(0), Some(30.0), Some(150)));
         assert_eq!((host[1].at, host[1].cpu_percent, host[1].memory_used_bytes), (at(20), Some(50.0), Some(300)));
