@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::activity::{
     ActivityFilter, ActivityGroupBy, ActivityPage, ActivityRecord, ActivityStatsResponse, InflightRequest, encode_query,
 };
+use crate::resources::{MetricsWindow, SystemInfo, SystemMetrics};
 use crate::types::{
     CreateKeyRequest, CreateKeyResponse, ErrorBody, EventResponse, InstanceResponse, KeyPermissionResponse,
     KeyResponse, ModelList, NestedErrorBody, NodeResponse, ParseCommandRequest, ParseCommandResponse, StatusBody,
@@ -389,13 +390,6 @@ impl Client {
         self.no_content(Method::POST, &format!("/api/v1/inflight/{id}/cancel")).await
     }
 
-    /// `GET /api/v1/system/metrics?window=`: samples of the host's and the instances' resources
-    /// over `window` (`15m`, `1h`), as JSON.
-    pub async fn system_metrics(&self, window: &str) -> Result<Answer<Value>, ClientError> {
-        let query = encode_query(&[("window", window.to_owned())]);
-        self.json(Method::GET, &format!("/api/v1/system/metrics?{query}"), None::<&()>).await
-    }
-
     /// `GET /api/v1/instances/{name}/events`
     pub async fn instance_events(
         &self,
@@ -457,6 +451,16 @@ impl Client {
     /// `GET /api/v1/nodes`
     pub async fn nodes(&self) -> Result<Answer<Vec<NodeResponse>>, ClientError> {
         self.json(Method::GET, "/api/v1/nodes", None::<&()>).await
+    }
+
+    /// `GET /api/v1/system/metrics?window=...`: resource series over `window`, and the latest tick.
+    pub async fn system_metrics(&self, window: MetricsWindow) -> Result<Answer<SystemMetrics>, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/system/metrics?window={window}"), None::<&()>).await
+    }
+
+    /// `GET /api/v1/system/info`: the host (OS, kernel, CPU, memory, GPUs, Docker engine).
+    pub async fn system_info(&self) -> Result<Answer<SystemInfo>, ClientError> {
+        self.json(Method::GET, "/api/v1/system/info", None::<&()>).await
     }
 
     /// `GET /ready`

@@ -8,6 +8,7 @@
 
 pub mod activity;
 mod client;
+pub mod resources;
 pub mod types;
 
 pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, install_tls_provider, is_temporary};

@@ -45,6 +45,7 @@ pub mod options;
 pub mod ports;
 pub mod process;
 pub mod readiness;
+pub mod resources;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;

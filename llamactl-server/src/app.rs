@@ -27,6 +27,7 @@ use crate::auth::{Authenticator, keys};
 use crate::config::{BackendConfig, Config};
 use crate::legacy_import::import_legacy_instances;
 use crate::proxy::Proxy;
+use crate::resource_history::ResourceHistory;
 use crate::state::AppState;
 
 /// File in the data folder holding the generated management key.
@@ -223,7 +224,11 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
     } else {
         None
     };
-    let state = AppState { manager, keys, history, activity, config: config.clone(), auth, proxy, metrics };
+    let resources = Arc::new(ResourceHistory::new(db.clone(), config.resource_history.clone()));
+    if config.resource_history.enabled {
+        tokio::spawn(resources.clone().run(manager.clone()));
+    }
+    let state = AppState { manager, keys, history, activity, config: config.clone(), auth, proxy, resources, metrics };
     tokio::spawn(crate::api::system::count_transitions(state.clone()));
     let router = with_layers(crate::api::router(state.clone()), &config);
     Ok(Assembled { router, state, db, startup })

@@ -9,5 +9,6 @@ pub mod auth;
 pub mod config;
 pub mod legacy_import;
 pub mod proxy;
+pub mod resource_history;
 pub mod serve;
 pub mod state;

@@ -10,6 +10,7 @@ use crate::activity::Activity;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::Proxy;
+use crate::resource_history::ResourceHistory;
 
 /// The state behind every route. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct AppState {
     pub activity: Option<Arc<Activity>>,
     /// The reverse proxy.
     pub proxy: Arc<Proxy>,
+    /// The resource history (samples of the host and the instances) and its last tick.
+    pub resources: Arc<ResourceHistory>,
     /// Prometheus metrics, when recording is on.
     pub metrics: Option<PrometheusHandle>,
 }

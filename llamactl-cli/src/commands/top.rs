@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use llamactl_api::activity::{ActivityGroupBy, ActivityStatsResponse, InflightRequest, InflightState};
+use llamactl_api::resources::{MetricsWindow, SystemMetrics};
 use llamactl_api::types::InstanceResponse;
 use llamactl_api::{Client, ClientError};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::cli::Output;
 use crate::error::{CliError, context};
@@ -65,41 +65,11 @@ pub fn rows(
         .collect()
 }
 
-/// Each instance's latest memory sample in an answer of `GET /api/v1/system/metrics`: its
-/// `instances` are a map from name to samples (or to an object with `samples`), or a list of
-/// objects naming their instance (`name` or `instance`) with `samples`; a sample carries
-/// `memory_bytes` and `at`. The sample with the latest `at` wins (the last listed, without
-/// times); instances without a memory value are left out.
-pub fn latest_memory(metrics: &Value) -> HashMap<String, u64> {
-    fn latest(samples: &Value) -> Option<u64> {
-        let samples = samples.as_array()?;
-        let with_memory = samples.iter().filter_map(|s| s["memory_bytes"].as_u64().map(|m| (s["at"].as_str(), m)));
-        // Later times sort higher (RFC 3339 in UTC); among equals, or without times, the last wins.
-        with_memory.enumerate().max_by_key(|(index, (at, _))| (*at, *index)).map(|(_, (_, memory))| memory)
-    }
-    fn samples(entry: &Value) -> &Value {
-        if entry.is_array() { entry } else { &entry["samples"] }
-    }
-    let mut memory = HashMap::new();
-    match &metrics["instances"] {
-        Value::Object(by_name) => {
-            for (name, entry) in by_name {
-                if let Some(bytes) = latest(samples(entry)) {
-                    memory.insert(name.clone(), bytes);
-                }
-            }
-        }
-        Value::Array(entries) => {
-            for entry in entries {
-                let name = entry["name"].as_str().or_else(|| entry["instance"].as_str());
-                if let (Some(name), Some(bytes)) = (name, latest(samples(entry))) {
-                    memory.insert(name.to_owned(), bytes);
-                }
-            }
-        }
-        _ => {}
-    }
-    memory
+/// Each instance's resident memory in the last tick of `GET /api/v1/system/metrics`
+/// (instances without a value are left out).
+pub fn latest_memory(metrics: &SystemMetrics) -> HashMap<String, u64> {
+    let Some(latest) = &metrics.latest else { return HashMap::new() };
+    latest.instances.iter().filter_map(|(name, point)| Some((name.clone(), point.rss_bytes?))).collect()
 }
 
 /// Bytes for people: `512 MiB`, `1.5 GiB`, `-` for none.
@@ -159,12 +129,12 @@ async fn fetch(client: &Client, interval: Duration) -> Result<Vec<TopRow>, CliEr
         client.list_instances(),
         client.inflight(),
         client.activity_stats(Some(since), ActivityGroupBy::Instance),
-        client.system_metrics("15m"),
+        client.system_metrics(MetricsWindow::Minutes15),
     );
     let instances = instances.map_err(context("cannot list instances"))?;
     let inflight = inflight.map_err(context("cannot list the requests in flight"))?;
     let stats = stats.map_err(context("cannot read the request statistics"))?;
-    let memory = metrics.map(|m| latest_memory(&m.raw)).unwrap_or_else(|_: ClientError| HashMap::new());
+    let memory = metrics.map(|m| latest_memory(&m.value)).unwrap_or_else(|_: ClientError| HashMap::new());
     Ok(rows(&instances, &inflight, &stats, &memory, interval))
 }
 

@@ -1,4 +1,5 @@
-//! [`MemoryDatabase`]: [`Database`], [`ApiKeyStore`] and [`ActivityStore`](super::ActivityStore) in plain memory, for embedders' own
+//! [`MemoryDatabase`]: [`Database`], [`ApiKeyStore`], [`ActivityStore`](super::ActivityStore) and
+//! [`ResourceHistoryStore`](super::ResourceHistoryStore) in plain memory, for embedders' own
 //! tests. It keeps what SQLite keeps, rounded as SQLite rounds it, and answers as
 //! [`SqliteDatabase`](super::SqliteDatabase) answers wherever the conformance suite
 //! (`llamactl_core::testing::conformance`, feature `testing`) checks.
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod activity;
+mod resource_history;
 
 use super::{
     ActivityRecord, ApiKeyRecord, ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent,
@@ -97,6 +99,8 @@ struct State {
     manager_id: Option<String>,
     /// Request records by id.
     activity: BTreeMap<i64, ActivityRecord>,
+    /// Resource samples in the order recorded.
+    resource_samples: Vec<super::ResourceSample>,
 }
 
 #[derive(Debug)]

@@ -1,7 +1,8 @@
 //! Persistence: two traits and their records. [`Database`] is the instance store (definitions,
 //! runtime state, transition events): all of the manager's persistence goes through it.
 //! [`ApiKeyStore`] holds the server's inference keys and their per-instance rights;
-//! [`ActivityStore`] the records of proxied requests.
+//! [`ActivityStore`] the records of proxied requests; [`ResourceHistoryStore`] samples of the
+//! host's and the instances' CPU and memory.
 //!
 //! All are implemented by one type, since a key's rights name the store's instances:
 //! [`SqliteDatabase`], the implementation that ships, and [`MemoryDatabase`], a plain in-memory
@@ -12,6 +13,7 @@
 pub mod activity;
 mod api_keys;
 mod memory;
+pub mod resource_history;
 mod sqlite;
 
 use std::fmt;
@@ -27,6 +29,7 @@ pub use activity::{
 };
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, InstanceRights, NewApiKey, PermissionMode};
 pub use memory::MemoryDatabase;
+pub use resource_history::{ResourceHistoryStore, ResourceSample, ResourceScope};
 pub use sqlite::SqliteDatabase;
 
 /// A failed database operation.

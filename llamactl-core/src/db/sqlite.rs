@@ -23,6 +23,7 @@ mod activity;
 mod api_keys;
 mod group_commit;
 mod lock;
+mod resource_history;
 
 use api_keys::PermissionColumns;
 use group_commit::Writer;

@@ -13,13 +13,15 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
 use super::spec::{self, ContainerSpec, LABEL_INSTANCE, LABEL_MANAGER, LABEL_OPTIONS_HASH};
 use crate::ExitInfo;
 use crate::logs::{LineSplitter, LogStore, LogStream};
+use crate::resources::ContainerReading;
+use crate::resources::container::memory_in_use;
 use crate::runtime::RunExit;
 
 /// Seconds any single engine request may take before it counts as failed (a stop waits for
@@ -98,6 +100,30 @@ pub(crate) fn connect(address: &str, tls: bool, cert_dir: Option<&Path>) -> Resu
 /// Agrees with the engine on the API version (the first request to it).
 pub(crate) async fn negotiate_version(client: Docker) -> Result<Docker, ApiError> {
     Ok(client.negotiate_version().await?)
+}
+
+/// The engine's version (`GET /version`).
+pub(crate) async fn engine_version(client: &Docker) -> Result<String, ApiError> {
+    Ok(client.version().await?.version.unwrap_or_default())
+}
+
+/// One reading of the container's stats (`GET /containers/{id}/stats?stream=false&one-shot=true`:
+/// the engine answers at once, without waiting for a second reading of its own; the CPU
+/// percentage comes from two of these, see [`crate::resources::container::cpu_percent`]).
+pub(crate) async fn container_stats(client: &Docker, container: &str) -> Result<ContainerReading, ApiError> {
+    let options = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+    let mut answers = client.stats(container, Some(options));
+    let Some(stats) = answers.next().await.transpose()? else {
+        return Err(ApiError { status: None, message: format!("no stats for container {container}") });
+    };
+    let cpu = stats.cpu_stats.unwrap_or_default();
+    let memory = stats.memory_stats.unwrap_or_default();
+    Ok(ContainerReading {
+        cpu_total_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+        system_ns: cpu.system_cpu_usage,
+        online_cpus: cpu.online_cpus.unwrap_or(0),
+        memory_bytes: memory.usage.map(|usage| memory_in_use(usage, &memory.stats.unwrap_or_default())),
+    })
 }
 
 /// The containers, running or not, labelled as made by `manager_id`.

@@ -95,6 +95,32 @@ impl DockerEngine {
             .await
     }
 
+    /// The engine's version (what `docker version` calls the server's).
+    ///
+    /// ```no_run
+    /// # async fn f(engine: &llamactl_core::docker::DockerEngine) -> Result<(), llamactl_core::docker::EngineUnreachable> {
+    /// println!("Docker {}", engine.version().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn version(&self) -> Result<String, EngineUnreachable> {
+        let client = self.client().await?;
+        api::engine_version(client).await.map_err(|e| self.unreachable(e.message))
+    }
+
+    /// One reading of a container's CPU time and memory (the engine's one-shot stats); the
+    /// error says what the engine answered (a container that is gone, say).
+    ///
+    /// ```no_run
+    /// # async fn f(engine: &llamactl_core::docker::DockerEngine) -> Result<(), String> {
+    /// let reading = engine.container_reading("llamactl-a-1").await?;
+    /// println!("{:?} bytes", reading.memory_bytes);
+    /// # Ok(()) }
+    /// ```
+    pub async fn container_reading(&self, container: &str) -> Result<crate::resources::ContainerReading, String> {
+        let client = self.client().await.map_err(|e| e.to_string())?;
+        api::container_stats(client, container).await.map_err(|e| e.message)
+    }
+
     /// The containers carrying this manager's label, running or not.
     pub async fn labelled_containers(&self) -> Result<Vec<LabelledContainer>, EngineUnreachable> {
         let client = self.client().await?;

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod instances;
 pub mod keys;
 pub mod logs;
+pub mod resources;
 pub mod system;
 pub mod wire;
 
@@ -150,6 +151,8 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(activity::stats))
         .routes(routes!(activity::inflight))
         .routes(routes!(activity::cancel))
+        .routes(routes!(resources::system_metrics))
+        .routes(routes!(resources::system_info))
 }
 
 fn inference() -> OpenApiRouter<AppState> {

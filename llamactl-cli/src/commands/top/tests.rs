@@ -96,26 +96,22 @@ fn rows_count_each_instances_requests_and_divide_by_the_interval() {
 
 #[test]
 fn the_latest_memory_of_each_instance_is_read_from_the_metrics() {
-    // A map from name to samples, or to an object with samples; the latest time wins.
-    let by_name = json!({"host": [{"at": "2026-12-01T10:00:00Z", "memory_bytes": 1}], "instances": {
-        "qwen": [
-            {"at": "2026-12-01T10:00:10Z", "memory_bytes": 300},
-            {"at": "2026-12-01T10:00:20Z", "memory_bytes": 500},
-            {"at": "2026-12-01T10:00:15Z", "memory_bytes": 400}
-        ],
-        "small": {"samples": [{"at": "2026-12-01T10:00:10Z", "memory_bytes": 70}]},
-        "unsampled": [{"at": "2026-12-01T10:00:10Z", "memory_bytes": null}],
-        "empty": []
-    }});
-    assert_eq!(latest_memory(&by_name), HashMap::from([("qwen".into(), 500), ("small".into(), 70)]));
-    // A list of instances naming themselves; without times, the last listed wins.
-    let listed = json!({"instances": [
-        {"name": "qwen", "samples": [{"memory_bytes": 9}, {"memory_bytes": 10}]},
-        {"instance": "small", "samples": [{"memory_bytes": 7}, {"cpu_percent": 3.0}]},
-        {"samples": [{"memory_bytes": 1}]}
-    ]});
-    assert_eq!(latest_memory(&listed), HashMap::from([("qwen".into(), 10), ("small".into(), 7)]));
-    assert!(latest_memory(&json!({"error": "not found"})).is_empty());
+    let metrics: llamactl_api::resources::SystemMetrics = serde_json::from_value(json!({
+        "window": "15m", "interval_seconds": 10, "step_seconds": 10, "enabled": true,
+        "host": [], "instances": {}, "gpus": {},
+        "latest": {"at": "2026-12-01T10:00:20Z", "instances": {
+            "qwen": {"at": "2026-12-01T10:00:20Z", "cpu_percent": 3.0, "rss_bytes": 500},
+            "unsampled": {"at": "2026-12-01T10:00:20Z", "cpu_percent": null, "rss_bytes": null}
+        }, "gpus": {}}
+    }))
+    .unwrap();
+    assert_eq!(latest_memory(&metrics), HashMap::from([("qwen".into(), 500)]));
+    let without: llamactl_api::resources::SystemMetrics = serde_json::from_value(json!({
+        "window": "1h", "interval_seconds": 10, "step_seconds": 10, "enabled": false,
+        "host": [], "instances": {}, "gpus": {}, "latest": null
+    }))
+    .unwrap();
+    assert!(latest_memory(&without).is_empty());
 }
 
 #[test]
