@@ -67,6 +67,14 @@ async fn post(server: &TestServer, path: &str, body: &Value) -> reqwest::Respons
     http().post(format!("{}{path}", server.base)).bearer_auth(MANAGEMENT_KEY).json(body).send().await.unwrap()
 }
 
+/// A chat request to `model` sent from a task of its own (it may wait for a start).
+fn chat_in_background(server: &TestServer, model: &str) -> tokio::task::JoinHandle<reqwest::Response> {
+    let (base, body) = (server.base.clone(), json!({"model": model}));
+    tokio::spawn(async move {
+        http().post(format!("{base}/v1/chat/completions")).bearer_auth(MANAGEMENT_KEY).json(&body).send().await.unwrap()
+    })
+}
+
 fn sse_usage(text: &str) -> Value {
     text.lines()
         .rev()
@@ -184,23 +192,11 @@ async fn refusals_and_failures_are_recorded_with_status_and_error() {
     assert_eq!(items[0]["client"], "127.0.0.1");
 
     // The queue of one: the first request waits for the start, the second is refused.
-    let first = tokio::spawn({
-        let base = server.base.clone();
-        async move {
-            http()
-                .post(format!("{base}/v1/chat/completions"))
-                .bearer_auth(MANAGEMENT_KEY)
-                .json(&json!({"model": "slow"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    });
+    let first = chat_in_background(&server, "slow");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = post(&server, "/v1/chat/completions", &json!({"model": "slow"})).await;
     assert_eq!(second.status(), 503);
-    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(first.await.unwrap().status(), 200);
     let full = records(&server, "status=503&instance=slow", 1).await;
     assert!(full[0]["error"].as_str().unwrap().starts_with("queue_full"), "{}", full[0]);
     let waited = records(&server, "status=200&instance=slow", 1).await;
@@ -287,18 +283,7 @@ async fn hang_ups_and_api_cancellations_are_recorded_as_cancelled() {
     assert_eq!(gone.status(), 404, "no longer in flight");
 
     // A request waiting for a cold start is listed as queued with its place, and can be cancelled.
-    let waiting = tokio::spawn({
-        let base = server.base.clone();
-        async move {
-            http()
-                .post(format!("{base}/v1/chat/completions"))
-                .bearer_auth(MANAGEMENT_KEY)
-                .json(&json!({"model": "sleepy"}))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let waiting = chat_in_background(&server, "sleepy");
     let mut queued = None;
     for _ in 0..100 {
         let inflight: Value =
