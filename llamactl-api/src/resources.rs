@@ -197,6 +197,41 @@ pub struct SystemInfo {
     pub gpus: Vec<GpuDescription>,
     /// The Docker engine's version, when one answers.
     pub docker_version: Option<String>,
+    /// Each backend's program: where it was found, or that it was not.
+    #[serde(default)]
+    pub backends: Vec<BackendCommand>,
+    /// What stops instances from running, with what to change.
+    #[serde(default)]
+    pub problems: Vec<SystemProblem>,
+}
+
+/// A backend's program as the server looks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackendCommand {
+    /// The backend (`llama_cpp`, `mlx_lm`, `vllm`).
+    pub backend: String,
+    /// The command looked for.
+    pub command: String,
+    /// Where it was found on this host, if it was (not looked for when the backend runs in
+    /// Docker).
+    pub path: Option<String>,
+    /// The backend's instances run in Docker containers by default.
+    pub docker: bool,
+    /// The setting that names the command: the config file's key and its variable.
+    pub setting: String,
+}
+
+/// Something that stops instances from running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SystemProblem {
+    /// What is wrong, for people.
+    pub what: String,
+    /// What was looked for (a command).
+    pub looked_for: String,
+    /// What to change.
+    pub setting: String,
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ pub use llamactl_wire::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The error body of every management route: `{"error": "<code>", "details": "<message>"}`.
+/// The error body of every management route: `{"error": "<code>", "details": "<message>"}`,
+/// with `"field"` when one input field is at fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
@@ -17,6 +18,11 @@ pub struct ErrorBody {
     pub error: String,
     /// What went wrong, for people (names the field for invalid input).
     pub details: String,
+    /// The input field at fault, as a dotted path in the request's JSON
+    /// (`backend_options.port`), for invalid options; `options` when the document as a whole
+    /// is malformed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// The error body of authentication failures and of the OpenAI-compatible routes:

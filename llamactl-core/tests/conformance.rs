@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use llamactl_core::db::{ApiKeyRecord, ApiKeyStore, NewApiKey};
+use llamactl_core::db::{
+    ActivityGroupBy, ActivityQuery, ActivityRecord, ActivityStats, ActivityStore, ApiKeyRecord, ApiKeyStore, NewApiKey,
+};
 use llamactl_core::testing::conformance::{
-    api_key_store_conformance, check_api_key_store, check_database, database_conformance,
+    activity_store_conformance, api_key_store_conformance, check_activity_store, check_api_key_store, check_database,
+    database_conformance,
 };
 use llamactl_core::{
     Database, DbError, EventQuery, ImportedInstance, InstanceEvent, InstanceName, InstanceOptions, MemoryDatabase,
@@ -34,6 +37,17 @@ async fn sqlite_on_a_file_keeps_the_database_rules() {
 async fn sqlite_on_a_file_keeps_the_api_key_rules() {
     let (dir, count) = (tempfile::tempdir().unwrap(), AtomicUsize::new(0));
     api_key_store_conformance(async || sqlite_file(&dir, &count).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_on_a_file_keeps_the_activity_rules() {
+    let (dir, count) = (tempfile::tempdir().unwrap(), AtomicUsize::new(0));
+    activity_store_conformance(async || sqlite_file(&dir, &count).await).await;
+}
+
+#[tokio::test]
+async fn the_memory_database_keeps_the_activity_rules() {
+    activity_store_conformance(async || MemoryDatabase::new()).await;
 }
 
 #[tokio::test]
@@ -198,4 +212,90 @@ async fn the_suite_names_the_key_rules_a_forgetful_store_breaks() {
             "rights_go_with_their_instance",
         ]
     );
+}
+
+/// A [`MemoryDatabase`] whose statistics take the median for the 95th percentile and whose
+/// pruning ignores the age.
+#[derive(Debug, Default)]
+struct SloppyActivity(MemoryDatabase);
+
+/// Every [`Database`] method of `$ty` answered by its `.0`.
+macro_rules! database_of_inner {
+    ($ty:ty) => {
+        #[async_trait]
+        impl Database for $ty {
+            async fn create(&self, name: &InstanceName, o: &InstanceOptions) -> Result<StoredInstance, DbError> {
+                self.0.create(name, o).await
+            }
+            async fn save(&self, name: &InstanceName, o: &InstanceOptions) -> Result<StoredInstance, DbError> {
+                self.0.save(name, o).await
+            }
+            async fn delete(&self, name: &str) -> Result<bool, DbError> {
+                self.0.delete(name).await
+            }
+            async fn get(&self, name: &str) -> Result<Option<StoredInstance>, DbError> {
+                self.0.get(name).await
+            }
+            async fn load_all(&self) -> Result<Vec<StoredInstance>, DbError> {
+                self.0.load_all().await
+            }
+            async fn record_transition(&self, n: &str, r: &RuntimeRecord, t: &Transition) -> Result<(), DbError> {
+                self.0.record_transition(n, r, t).await
+            }
+            async fn save_runtime(&self, name: &str, runtime: &RuntimeRecord) -> Result<(), DbError> {
+                self.0.save_runtime(name, runtime).await
+            }
+            async fn events(&self, name: &str, query: EventQuery) -> Result<Vec<InstanceEvent>, DbError> {
+                self.0.events(name, query).await
+            }
+            async fn import_instances(&self, instances: &[ImportedInstance]) -> Result<(), DbError> {
+                self.0.import_instances(instances).await
+            }
+            async fn manager_id(&self) -> Result<String, DbError> {
+                self.0.manager_id().await
+            }
+            async fn ping(&self) -> Result<(), DbError> {
+                self.0.ping().await
+            }
+            async fn close(&self) {
+                self.0.close().await;
+            }
+        }
+    };
+}
+
+database_of_inner!(SloppyActivity);
+
+#[async_trait]
+impl ActivityStore for SloppyActivity {
+    async fn record_activity(&self, records: &[ActivityRecord]) -> Result<(), DbError> {
+        self.0.record_activity(records).await
+    }
+    async fn activity(&self, query: &ActivityQuery) -> Result<Vec<ActivityRecord>, DbError> {
+        self.0.activity(query).await
+    }
+    async fn activity_stats(
+        &self,
+        since: Option<DateTime<Utc>>,
+        group_by: ActivityGroupBy,
+    ) -> Result<Vec<ActivityStats>, DbError> {
+        let mut stats = self.0.activity_stats(since, group_by).await?;
+        for group in &mut stats {
+            group.duration_p95_ms = group.duration_p50_ms;
+        }
+        Ok(stats)
+    }
+    async fn prune_activity(&self, keep: u64, _older_than: DateTime<Utc>) -> Result<u64, DbError> {
+        self.0.prune_activity(keep, DateTime::<Utc>::MIN_UTC).await
+    }
+    async fn max_activity_id(&self) -> Result<i64, DbError> {
+        self.0.max_activity_id().await
+    }
+}
+
+#[tokio::test]
+async fn the_suite_names_the_activity_rules_a_sloppy_store_breaks() {
+    let broken: Vec<&str> =
+        check_activity_store(async || SloppyActivity::default()).await.iter().map(|v| v.rule).collect();
+    assert_eq!(broken, ["stats_are_the_summary_of_the_records", "prune_keeps_the_newest"]);
 }

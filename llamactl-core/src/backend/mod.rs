@@ -85,6 +85,24 @@ impl BackendsSettings {
             BackendType::Custom => None,
         }
     }
+
+    /// The program `backend` runs unless an instance overrides it: the configured command,
+    /// else the backend's default (custom backends name their own: `None`).
+    ///
+    /// ```
+    /// use llamactl_core::BackendType;
+    /// use llamactl_core::backend::BackendsSettings;
+    /// let mut settings = BackendsSettings::default();
+    /// assert_eq!(settings.program(BackendType::LlamaCpp).as_deref(), Some("llama-server"));
+    /// settings.vllm.command = Some("/opt/vllm/bin/vllm".into());
+    /// assert_eq!(settings.program(BackendType::Vllm).as_deref(), Some("/opt/vllm/bin/vllm"));
+    /// assert_eq!(settings.program(BackendType::Custom), None);
+    /// ```
+    pub fn program(&self, backend: BackendType) -> Option<String> {
+        self.for_backend(backend)
+            .and_then(|c| c.command.clone())
+            .or_else(|| backend.default_command().map(str::to_owned))
+    }
 }
 
 /// A fully resolved command: program, arguments and the environment added to the manager's.
@@ -304,11 +322,7 @@ pub fn build_command(
     let configured = settings.for_backend(backend_type);
     let program = match &options.backend {
         BackendOptions::Custom(custom) => options.command_override.clone().or_else(|| custom.command.clone())?,
-        _ => options
-            .command_override
-            .clone()
-            .or_else(|| configured.and_then(|c| c.command.clone()))
-            .or_else(|| backend_type.default_command().map(str::to_owned))?,
+        _ => options.command_override.clone().or_else(|| settings.program(backend_type))?,
     };
     let mut args: Vec<String> = configured.map(|c| c.args.clone()).unwrap_or_default();
     let mut own = options.backend.as_backend().args(name, listen);

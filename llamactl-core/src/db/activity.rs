@@ -178,9 +178,19 @@ pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
         return None;
     }
     values.sort_by(f64::total_cmp);
-    // Nearest rank: the smallest value with at least q of the values at or below it.
-    let rank = (q.clamp(0.0, 1.0) * values.len() as f64).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
+    Some(values[nearest_rank(q, values.len()) - 1])
+}
+
+/// The 1-based rank of the `q`-quantile among `n` sorted values (nearest rank: the smallest
+/// rank with at least `q` of the values at or below it), for `n >= 1`.
+///
+/// ```
+/// use llamactl_core::db::nearest_rank;
+/// assert_eq!((nearest_rank(0.5, 20), nearest_rank(0.95, 20), nearest_rank(0.5, 1)), (10, 19, 1));
+/// ```
+pub fn nearest_rank(q: f64, n: usize) -> usize {
+    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
+    rank.clamp(1, n.max(1))
 }
 
 /// Summarises `records` by `group_by`, one entry per group, ordered by group (records without

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::{DesiredState, ExitInfo, InstanceName, InstanceOptions, InstanceStatus, OptionsError, TransitionReason};
 
 pub use activity::{
-    ActivityGroupBy, ActivityOutcome, ActivityQuery, ActivityRecord, ActivityStats, ActivityStore, quantile, summarise,
+    ActivityGroupBy, ActivityOutcome, ActivityQuery, ActivityRecord, ActivityStats, ActivityStore, nearest_rank,
+    quantile, summarise,
 };
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, InstanceRights, NewApiKey, PermissionMode};
 pub use memory::MemoryDatabase;

@@ -8,11 +8,23 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteDatabase, map_err};
-use crate::db::activity::summarise;
 use crate::db::{ActivityGroupBy, ActivityQuery, ActivityRecord, ActivityStats, ActivityStore, DbError};
 
-/// Rows per `INSERT` (20 bound values each, under SQLite's 32,766).
-const ROWS_PER_INSERT: usize = 500;
+mod stats;
+
+/// Most rows per `INSERT` (20 bound values each, under SQLite's 32,766): a power of two, see
+/// [`insert_sizes`].
+const ROWS_PER_INSERT: usize = 512;
+
+/// The sizes of the `INSERT`s that write `rows` rows: full ones, then the rest as powers of two.
+/// Each size is one statement text, prepared once and then taken from the connection's
+/// statement cache; a batch of any length thus uses at most ten distinct statements.
+fn insert_sizes(rows: usize) -> impl Iterator<Item = usize> {
+    let full = std::iter::repeat_n(ROWS_PER_INSERT, rows / ROWS_PER_INSERT);
+    let rest = rows % ROWS_PER_INSERT;
+    let powers = (0..usize::BITS).rev().map(|bit| 1usize << bit).filter(move |size| rest & size != 0);
+    full.chain(powers)
+}
 
 const COLUMNS: &str = "id, at_ms, instance, model, path, status, key_id, key_name, client, duration_ms, ttfb_ms, \
      queue_ms, streamed, prompt_tokens, completion_tokens, cached_tokens, prompt_tps, generation_tps, outcome, error";
@@ -27,19 +39,23 @@ impl ActivityStore for SqliteDatabase {
         self.writer
             .write(move |tx| {
                 async move {
-                    for chunk in records.chunks(ROWS_PER_INSERT) {
+                    let mut rest = records.as_slice();
+                    for size in insert_sizes(records.len()) {
+                        let (chunk, after) = rest.split_at(size);
+                        rest = after;
                         let mut insert =
                             QueryBuilder::<Sqlite>::new(format!("INSERT OR REPLACE INTO activity ({COLUMNS}) "));
+                        // Bound by reference: the batch is copied once, into the closure.
                         insert.push_values(chunk, |mut row, r| {
                             row.push_bind(r.id)
                                 .push_bind(r.at.timestamp_millis())
-                                .push_bind(r.instance.clone())
-                                .push_bind(r.model.clone())
-                                .push_bind(r.path.clone())
+                                .push_bind(r.instance.as_deref())
+                                .push_bind(r.model.as_deref())
+                                .push_bind(r.path.as_str())
                                 .push_bind(i64::from(r.status))
                                 .push_bind(r.key_id)
-                                .push_bind(r.key_name.clone())
-                                .push_bind(r.client.clone())
+                                .push_bind(r.key_name.as_deref())
+                                .push_bind(r.client.as_deref())
                                 .push_bind(r.duration_ms)
                                 .push_bind(r.ttfb_ms)
                                 .push_bind(r.queue_ms)
@@ -50,7 +66,7 @@ impl ActivityStore for SqliteDatabase {
                                 .push_bind(r.prompt_tps)
                                 .push_bind(r.generation_tps)
                                 .push_bind(r.outcome.as_str())
-                                .push_bind(r.error.clone());
+                                .push_bind(r.error.as_deref());
                         });
                         insert.build().execute(&mut *tx).await.map_err(map_err)?;
                     }
@@ -77,11 +93,7 @@ impl ActivityStore for SqliteDatabase {
         since: Option<DateTime<Utc>>,
         group_by: ActivityGroupBy,
     ) -> Result<Vec<ActivityStats>, DbError> {
-        let mut select = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM activity WHERE 1 = 1"));
-        push_filters(&mut select, &ActivityQuery { since, ..ActivityQuery::default() });
-        let rows = select.build().fetch_all(&self.reader).await.map_err(map_err)?;
-        let records = rows.iter().map(record_of).collect::<Result<Vec<_>, _>>()?;
-        Ok(summarise(&records, group_by))
+        stats::summarise_in_sql(&self.reader, since, group_by).await
     }
 
     async fn prune_activity(&self, keep: u64, older_than: DateTime<Utc>) -> Result<u64, DbError> {
@@ -168,4 +180,21 @@ fn record_of(row: &SqliteRow) -> Result<ActivityRecord, DbError> {
         outcome: outcome.parse().map_err(|_| DbError::Corrupt(format!("activity outcome {outcome:?}")))?,
         error: row.try_get("error").map_err(map_err)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_are_full_then_powers_of_two_covering_every_row() {
+        assert_eq!(insert_sizes(0).collect::<Vec<_>>(), Vec::<usize>::new());
+        assert_eq!(insert_sizes(1).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(insert_sizes(1300).collect::<Vec<_>>(), vec![512, 512, 256, 16, 4]);
+        for rows in [0, 1, 7, 511, 512, 513, 1024, 5000] {
+            let sizes: Vec<usize> = insert_sizes(rows).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), rows, "{rows}");
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= ROWS_PER_INSERT), "{rows}: {sizes:?}");
+        }
+    }
 }

@@ -1,24 +1,28 @@
-//! The conformance suite: the rules an implementation of [`Database`] and of [`ApiKeyStore`]
-//! must keep, checked through the traits alone, each rule a named function.
+//! The conformance suite: the rules an implementation of [`Database`], [`ApiKeyStore`] and
+//! [`ActivityStore`] must keep, checked through the traits alone, each rule a named function.
 //!
 //! Run it from a test of your implementation, with a function that makes a new, empty store
 //! for each rule (every rule gets its own, closed after it):
 //!
 //! ```
 //! use llamactl_core::MemoryDatabase;
-//! use llamactl_core::testing::conformance::{api_key_store_conformance, database_conformance};
+//! use llamactl_core::testing::conformance::{
+//!     activity_store_conformance, api_key_store_conformance, database_conformance,
+//! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! database_conformance(async || MemoryDatabase::new()).await;
 //! api_key_store_conformance(async || MemoryDatabase::new()).await;
+//! activity_store_conformance(async || MemoryDatabase::new()).await;
 //! # }
 //! ```
 //!
 //! Each runner runs every rule and panics naming each one that broke, with what it saw
 //! (`database rule delete_removes_the_instance: get("a") after delete is Some`). To look at
-//! the broken rules without a panic, use [`check_database`] and [`check_api_key_store`]; to
-//! run one rule, call its function in [`database`] or [`api_keys`].
+//! the broken rules without a panic, use [`check_database`], [`check_api_key_store`] and
+//! [`check_activity_store`]; to run one rule, call its function in [`database`], [`api_keys`]
+//! or [`activity`].
 //!
 //! The rules are what the traits' documentation promises, and what llamactl relies on:
 //! durable answers are not checked (that needs a crash), nor anything only SQLite's files
@@ -26,8 +30,10 @@
 
 use std::fmt;
 
+use crate::db::ActivityStore;
 use crate::{ApiKeyStore, Database, DbError, NameError, OptionsError};
 
+pub mod activity;
 pub mod api_keys;
 pub mod database;
 
@@ -205,6 +211,35 @@ where
     violations
 }
 
+/// Checks every [`ActivityStore`] rule (the functions of [`activity`]) on a new store from
+/// `make` each, and returns the broken ones (empty when all hold).
+pub async fn check_activity_store<D, F>(make: F) -> Vec<Violation>
+where
+    D: Database + ActivityStore,
+    F: AsyncFn() -> D,
+{
+    async fn call<D, R>(store: &D, rule: R) -> Outcome
+    where
+        D: Database + ActivityStore,
+        R: AsyncFn(&dyn ActivityStore) -> Outcome,
+    {
+        rule(store).await
+    }
+    let mut violations = Vec::new();
+    run_rules!(
+        make,
+        violations,
+        call,
+        [
+            activity::records_come_back_as_written,
+            activity::queries_page_and_filter,
+            activity::stats_are_the_summary_of_the_records,
+            activity::prune_keeps_the_newest,
+        ]
+    );
+    violations
+}
+
 /// Checks every [`Database`] rule on a new store from `make` each, and panics naming every
 /// broken rule.
 ///
@@ -231,4 +266,18 @@ where
     F: AsyncFn() -> D,
 {
     panic_on("API key store", &check_api_key_store(make).await);
+}
+
+/// Checks every [`ActivityStore`] rule on a new store from `make` each, and panics naming every
+/// broken rule.
+///
+/// # Panics
+///
+/// If a rule is broken.
+pub async fn activity_store_conformance<D, F>(make: F)
+where
+    D: Database + ActivityStore,
+    F: AsyncFn() -> D,
+{
+    panic_on("activity store", &check_activity_store(make).await);
 }
