@@ -12,13 +12,15 @@
 #   scripts/bench.sh memory                                   live heap per idle instance in the library (10,000)
 #   scripts/bench.sh connections                              the server's memory per idle connection (2,000 open;
 #                                                             LLAMACTL_BENCH_CONNECTIONS; LLAMACTL_BENCH_SERVER: another build)
+#   scripts/bench.sh dashboard                                the dashboard in Chromium: first-load bytes, 1,000-instance
+#                                                             table render, status change to row (Performance API)
 # LLAMACTL_BENCH_ITERATIONS (readiness rounds, default 20), LLAMACTL_BENCH_SECONDS (per load measurement, default 3;
 # the proxy benchmark splits it into LLAMACTL_BENCH_ROUNDS interleaved rounds, default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
 export LLAMACTL_BACKENDS_DIR=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
-scripts/backends/provision.sh llama
+if [ "${1:-}" = dashboard ]; then scripts/backends/provision.sh llama browser; else scripts/backends/provision.sh llama; fi
 # shellcheck disable=SC1091
 source "$LLAMACTL_BACKENDS_DIR/env.sh"
 bench=${1:-readiness}

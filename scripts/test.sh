@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need and runs the whole test suite.
 #
-#   scripts/test.sh                      llama.cpp + mlx_lm backends (built/installed once, cached)
+#   scripts/test.sh                      llama.cpp + mlx_lm backends, API clients and Chromium
+#                                        (built/installed once, cached)
 #   LLAMACTL_TEST_VLLM=1 scripts/test.sh also vLLM (heavy: about 6 GB, several minutes the first time)
 #
 # A running Docker engine is required (the Docker runtime's tests).
@@ -14,7 +15,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
 export LLAMACTL_BACKENDS_DIR=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
 
 with_vllm=${LLAMACTL_TEST_VLLM:-0}
-steps="llama mlx clients"
+steps="llama mlx clients browser"
 if [ "$with_vllm" = 1 ]; then steps="$steps vllm"; fi
 # shellcheck disable=SC2086
 scripts/backends/provision.sh $steps

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::activity::Activity;
+use crate::auth::session::Sessions;
 use crate::auth::{Authenticator, keys};
 use crate::config::{BackendConfig, Config};
 use crate::legacy_import::import_legacy_instances;
@@ -32,6 +33,8 @@ use crate::state::AppState;
 
 /// File in the data folder holding the generated management key.
 pub const MANAGEMENT_KEY_FILE: &str = "management.key";
+/// File in the data folder holding the dashboard's open sessions (digests only).
+pub const SESSIONS_FILE: &str = "sessions.json";
 
 /// What the server prints when it starts: where it listens and where its data is.
 #[derive(Debug, Clone)]
@@ -48,6 +51,8 @@ pub struct Startup {
     pub generated_key: Option<(String, PathBuf)>,
     /// Legacy instance files imported at this start.
     pub imported: Vec<String>,
+    /// The dashboard is served.
+    pub dashboard: bool,
 }
 
 impl std::fmt::Display for Startup {
@@ -62,6 +67,12 @@ impl std::fmt::Display for Startup {
         if let Some((key, file)) = &self.generated_key {
             writeln!(f, "  management key: {key}")?;
             writeln!(f, "    (generated because auth.management_keys is empty; kept in {})", file.display())?;
+            if self.dashboard {
+                writeln!(f, "    sign in to the dashboard with it")?;
+            }
+        }
+        if self.dashboard {
+            writeln!(f, "  dashboard: http://{}/", self.address)?;
         }
         writeln!(f, "  API docs:  http://{}/swagger-ui", self.address)
     }
@@ -213,6 +224,7 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         instances: manager.list().len(),
         generated_key,
         imported: report.imported.clone(),
+        dashboard: config.server.enable_dashboard,
     };
     let config = Arc::new(config);
     let keys: Arc<dyn ApiKeyStore> = db.clone();
@@ -228,7 +240,22 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
     if config.resource_history.enabled {
         tokio::spawn(resources.clone().run(manager.clone()));
     }
-    let state = AppState { manager, keys, history, activity, config: config.clone(), auth, proxy, resources, metrics };
+    let sessions = Arc::new(Sessions::open(
+        Some(config.data_dir().join(SESSIONS_FILE)),
+        Duration::from_secs(config.auth.session_hours.saturating_mul(3600)),
+    ));
+    let state = AppState {
+        manager,
+        keys,
+        history,
+        activity,
+        config: config.clone(),
+        auth,
+        sessions,
+        proxy,
+        resources,
+        metrics,
+    };
     tokio::spawn(crate::api::system::count_transitions(state.clone()));
     let router = with_layers(crate::api::router(state.clone()), &config);
     Ok(Assembled { router, state, db, startup })

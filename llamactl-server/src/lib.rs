@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod legacy_import;
 pub mod proxy;
 pub mod resource_history;

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::activity::Activity;
 use crate::auth::Authenticator;
+use crate::auth::session::Sessions;
 use crate::config::Config;
 use crate::proxy::Proxy;
 use crate::resource_history::ResourceHistory;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Key verification.
     pub auth: Arc<Authenticator>,
+    /// The dashboard's sign-ins.
+    pub sessions: Arc<Sessions>,
     /// The records of proxied requests (the same store as the manager's database).
     pub history: Arc<dyn ActivityStore>,
     /// The recorder of proxied requests, when recording is on.

@@ -71,6 +71,9 @@ async fn starts_on_defaults_serves_and_shuts_down_on_sigterm() {
     let client = reqwest::Client::new();
     let health: serde_json::Value = client.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
+    assert!(banner.iter().any(|l| l.trim() == format!("dashboard: {base}/")), "{banner:?}");
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html", "the dashboard at /");
     let anonymous = client.get(format!("{base}/api/v1/instances")).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
     let list: serde_json::Value =

@@ -5,7 +5,8 @@
 # cached under $LLAMACTL_BACKENDS_DIR (default ~/.cache/llamactl-backends), keyed by version, so a
 # second run takes seconds.
 #
-# Usage: scripts/backends/provision.sh [llama] [mlx] [vllm] [clients]   (default: llama mlx clients)
+# Usage: scripts/backends/provision.sh [llama] [mlx] [vllm] [clients] [browser]
+#   (default: llama mlx clients browser)
 #   vllm is heavy (about 6 GB, minutes to install, about 4 GB of RAM per server); it is provisioned
 #   only when asked for, or when LLAMACTL_TEST_VLLM=1.
 #
@@ -19,11 +20,13 @@
 #                               `openapi-spec-validator`
 #   LLAMACTL_TEST_OPENAPI_GENERATOR_PYTHON  python with `openapi-python-client` (its own venv: the
 #                               generator pins its own httpx, pydantic and ruff)
+#   LLAMACTL_TEST_CHROMIUM      Debian's chromium (the dashboard's tests)
+#   LLAMACTL_TEST_CHROMEDRIVER  its chromedriver
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${LLAMACTL_BACKENDS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llamactl-backends}
-STEPS=${*:-llama mlx clients}
+STEPS=${*:-llama mlx clients browser}
 if [ "${LLAMACTL_TEST_VLLM:-0}" = 1 ] && [[ " $STEPS " != *" vllm "* ]]; then STEPS="$STEPS vllm"; fi
 
 # Versions: changing one rebuilds only what depends on it.
@@ -185,6 +188,15 @@ provision_clients() {
   echo "export LLAMACTL_TEST_OPENAPI_GENERATOR_PYTHON='$DIR/venv-openapi-client/bin/python'" >>"$ENV_TMP"
 }
 
+provision_browser() {
+  log "browser: Chromium and its WebDriver from Debian (the dashboard's tests)"
+  ensure_apt chromium chromium
+  ensure_apt chromedriver chromium-driver
+  chromium --version >/dev/null 2>&1 || { log "chromium does not run"; exit 1; }
+  echo "export LLAMACTL_TEST_CHROMIUM='$(command -v chromium)'" >>"$ENV_TMP"
+  echo "export LLAMACTL_TEST_CHROMEDRIVER='$(command -v chromedriver)'" >>"$ENV_TMP"
+}
+
 ENV_TMP=$(mktemp "$DIR/env.sh.XXXX")
 trap 'rm -f "$ENV_TMP"' EXIT
 echo "# written by scripts/backends/provision.sh on $(date -u +%FT%TZ)" >"$ENV_TMP"
@@ -193,6 +205,7 @@ want llama && { log "llama.cpp"; provision_llama; }
 want mlx && provision_mlx
 want vllm && provision_vllm
 want clients && provision_clients
+want browser && provision_browser
 # A run for some backends only (say `provision.sh llama` from bench.sh) keeps what an earlier
 # run wrote for the others.
 if [ -f "$DIR/env.sh" ]; then

@@ -6,6 +6,7 @@
 //! backend that was not provisioned fails and says how to provision it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod browser;
 pub mod cli;
 pub mod docker_images;
 pub mod nginx;
@@ -62,7 +63,7 @@ pub fn test_manager_host() -> PathBuf {
     crate_binary("llamactl-test-manager")
 }
 
-fn provisioned(var: &str) -> PathBuf {
+pub(crate) fn provisioned(var: &str) -> PathBuf {
     let value = std::env::var(var).unwrap_or_else(|_| {
         panic!(
             "{var} is not set: provision the real backends with `scripts/backends/provision.sh` and \

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use llamactl_server::config::Config;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{init_tracing, port_block};
 
@@ -211,6 +211,20 @@ impl Drop for SpawnedServer {
 /// `GET base + path` with the management key, as JSON.
 pub async fn get_json(base: &str, path: &str) -> Value {
     http().get(format!("{base}{path}")).bearer_auth(MANAGEMENT_KEY).send().await.unwrap().json().await.unwrap()
+}
+
+/// Creates an inference key allowed everything and returns its secret.
+pub async fn create_key(base: &str, name: &str) -> String {
+    let response = http()
+        .post(format!("{base}/api/v1/auth/keys"))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&json!({"name": name, "permission_mode": "allow_all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201, "create key {name}");
+    let body: Value = response.json().await.unwrap();
+    body["key_secret"].as_str().expect("the new key's secret").to_owned()
 }
 
 /// Creates an instance over the API and returns its JSON.

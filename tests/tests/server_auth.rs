@@ -70,8 +70,11 @@ async fn every_route_lets_in_exactly_the_keys_it_should() {
                 .replace("{path}", "echo");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let call = |key: Option<&str>| {
-                let mut request =
-                    http().request(method.clone(), format!("{}{path}", server.base)).timeout(Duration::from_secs(30));
+                // The dashboard's header: the session routes refuse state changes without it.
+                let mut request = http()
+                    .request(method.clone(), format!("{}{path}", server.base))
+                    .header("x-llamactl-request", "dashboard")
+                    .timeout(Duration::from_secs(30));
                 if matches!(method, Method::POST | Method::PUT) {
                     request = request.json(&json!({"model": "probe", "command": "llama-server -m x", "name": "n", "permission_mode": "allow_all", "backend_type": "custom", "backend_options": {"command": "/bin/true"}}));
                 }

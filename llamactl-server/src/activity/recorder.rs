@@ -2,6 +2,7 @@
 //! usage, counts them in the metrics, publishes them to the event stream and writes them in
 //! batches; prunes by count and age once a minute.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,8 @@ use super::usage::{Usage, UsageTap};
 
 /// Most records written together.
 const MAX_BATCH: usize = 1024;
+/// How long the recorder lets records gather after the first one arrives.
+const GATHER_FOR: Duration = Duration::from_millis(100);
 /// How often old records are removed.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -65,6 +68,11 @@ pub struct Retention {
 }
 
 /// Runs until every sender of `queue` is gone, then writes what is left.
+///
+/// It sleeps on the queue while nothing comes; the first record that arrives wakes it, and it
+/// then lets the batch gather for 100 ms before it takes everything queued. Requests
+/// thus wake it at most once per interval, not once each (a wake-up of another task costs the
+/// request path more than the record's whole handling).
 pub async fn run(
     store: Arc<dyn ActivityStore>,
     mut queue: mpsc::Receiver<Finished>,
@@ -78,25 +86,44 @@ pub async fn run(
             prune(store.as_ref(), retention).await;
             pruned = Instant::now();
         }
-        let received = tokio::time::timeout(PRUNE_EVERY, queue.recv_many(&mut batch, MAX_BATCH)).await;
-        let Ok(count) = received else { continue };
-        if count == 0 {
-            break;
+        let first = match tokio::time::timeout(PRUNE_EVERY, queue.recv()).await {
+            Err(_) => continue,
+            Ok(None) => break,
+            Ok(Some(first)) => first,
+        };
+        batch.push(first);
+        tokio::time::sleep(GATHER_FOR).await;
+        while let Ok(finished) = queue.try_recv() {
+            batch.push(finished);
+            if batch.len() == MAX_BATCH {
+                write(store.as_ref(), &events, &mut batch).await;
+            }
         }
-        let records: Vec<ActivityRecord> = batch
-            .drain(..)
-            .map(|finished| {
-                let usage = finished.tap.as_ref().map(UsageTap::usage).unwrap_or_default();
-                let record = with_usage(finished.record, usage, finished.streaming_for);
-                count_in_metrics(&record);
+        write(store.as_ref(), &events, &mut batch).await;
+    }
+}
+
+/// Reads the usage of the finished requests in `batch`, counts and publishes them, and writes
+/// them in one go; `batch` is left empty.
+async fn write(store: &dyn ActivityStore, events: &broadcast::Sender<Arc<ActivityRecord>>, batch: &mut Vec<Finished>) {
+    if batch.is_empty() {
+        return;
+    }
+    let records: Vec<ActivityRecord> = batch
+        .drain(..)
+        .map(|finished| {
+            let usage = finished.tap.as_ref().map(UsageTap::usage).unwrap_or_default();
+            let record = with_usage(finished.record, usage, finished.streaming_for);
+            if events.receiver_count() > 0 {
                 let _ = events.send(Arc::new(record.clone()));
-                record
-            })
-            .collect();
-        if let Err(error) = store.record_activity(&records).await {
-            metrics::counter!(WRITE_ERRORS).increment(records.len() as u64);
-            tracing::warn!(%error, records = records.len(), "cannot write request records");
-        }
+            }
+            record
+        })
+        .collect();
+    count_in_metrics(&records);
+    if let Err(error) = store.record_activity(&records).await {
+        metrics::counter!(WRITE_ERRORS).increment(records.len() as u64);
+        tracing::warn!(%error, records = records.len(), "cannot write request records");
     }
 }
 
@@ -110,20 +137,61 @@ async fn prune(store: &dyn ActivityStore, retention: Retention) {
     }
 }
 
-fn count_in_metrics(record: &ActivityRecord) {
-    let key = record.key_name.clone().unwrap_or_else(|| "none".to_owned());
-    metrics::counter!(KEY_REQUESTS, "key" => key.clone()).increment(1);
-    let kinds =
-        [("prompt", record.prompt_tokens), ("completion", record.completion_tokens), ("cached", record.cached_tokens)];
-    for (kind, tokens) in kinds {
-        let Some(tokens) = tokens else { continue };
-        metrics::counter!(KEY_TOKENS, "key" => key.clone(), "kind" => kind).increment(tokens);
+/// Tokens of one kind or another, as the metrics count them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    requests: u64,
+    prompt: u64,
+    completion: u64,
+    cached: u64,
+}
+
+impl Counts {
+    fn add(&mut self, record: &ActivityRecord) {
+        self.requests += 1;
+        self.prompt += record.prompt_tokens.unwrap_or(0);
+        self.completion += record.completion_tokens.unwrap_or(0);
+        self.cached += record.cached_tokens.unwrap_or(0);
+    }
+
+    fn kinds(self) -> [(&'static str, u64); 3] {
+        [("prompt", self.prompt), ("completion", self.completion), ("cached", self.cached)]
+    }
+}
+
+/// The batch's counts per key name and per instance: the metrics are then looked up once per
+/// key and instance in a batch, not once per record.
+fn tally(records: &[ActivityRecord]) -> (HashMap<&str, Counts>, HashMap<&str, Counts>) {
+    let (mut keys, mut instances) = (HashMap::<&str, Counts>::new(), HashMap::<&str, Counts>::new());
+    for record in records {
+        keys.entry(record.key_name.as_deref().unwrap_or("none")).or_default().add(record);
         if let Some(instance) = &record.instance {
-            metrics::counter!(TOKENS, "instance" => instance.clone(), "kind" => kind).increment(tokens);
+            instances.entry(instance).or_default().add(record);
         }
     }
-    if let (Some(instance), Some(ttfb)) = (&record.instance, record.ttfb_ms) {
-        metrics::histogram!(TTFB, "instance" => instance.clone()).record(ttfb / 1000.0);
+    (keys, instances)
+}
+
+fn count_in_metrics(records: &[ActivityRecord]) {
+    let (keys, instances) = tally(records);
+    for (key, counts) in keys {
+        metrics::counter!(KEY_REQUESTS, "key" => key.to_owned()).increment(counts.requests);
+        for (kind, tokens) in counts.kinds().into_iter().filter(|(_, n)| *n > 0) {
+            metrics::counter!(KEY_TOKENS, "key" => key.to_owned(), "kind" => kind).increment(tokens);
+        }
+    }
+    for (instance, counts) in instances {
+        for (kind, tokens) in counts.kinds().into_iter().filter(|(_, n)| *n > 0) {
+            metrics::counter!(TOKENS, "instance" => instance.to_owned(), "kind" => kind).increment(tokens);
+        }
+    }
+    let mut ttfb = HashMap::<&str, metrics::Histogram>::new();
+    for record in records {
+        if let (Some(instance), Some(ms)) = (record.instance.as_deref(), record.ttfb_ms) {
+            ttfb.entry(instance)
+                .or_insert_with(|| metrics::histogram!(TTFB, "instance" => instance.to_owned()))
+                .record(ms / 1000.0);
+        }
     }
 }
 
@@ -142,5 +210,24 @@ mod tests {
         assert_eq!(with_usage(record.clone(), usage, None).generation_tps, None, "not streamed: unknown");
         let nothing = with_usage(record, Usage::default(), Some(Duration::from_secs(1)));
         assert_eq!((nothing.prompt_tokens, nothing.generation_tps), (None, None), "nothing reported stays null");
+    }
+
+    #[test]
+    fn a_batch_is_counted_per_key_and_instance() {
+        let record = |key: Option<&str>, instance: Option<&str>, prompt: Option<u64>| {
+            let mut r = ActivityRecord::new(1, Utc::now(), "/v1/chat/completions");
+            (r.key_name, r.instance, r.prompt_tokens) = (key.map(Into::into), instance.map(Into::into), prompt);
+            r
+        };
+        let batch = [
+            record(Some("ci"), Some("a"), Some(3)),
+            record(Some("ci"), Some("b"), None),
+            record(None, Some("a"), Some(4)),
+        ];
+        let (keys, instances) = tally(&batch);
+        assert_eq!(keys["ci"], Counts { requests: 2, prompt: 3, ..Counts::default() });
+        assert_eq!(keys["none"], Counts { requests: 1, prompt: 4, ..Counts::default() }, "no key counts as none");
+        assert_eq!(instances["a"], Counts { requests: 2, prompt: 7, ..Counts::default() });
+        assert_eq!(instances["b"].prompt, 0, "no tokens reported adds none");
     }
 }

@@ -9,7 +9,9 @@
 
 use bytes::Bytes;
 use memchr::memmem;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Most bytes of a JSON answer kept for its usage (a larger answer, say of embeddings, is
 /// reported without tokens).
@@ -146,24 +148,50 @@ impl UsageTap {
     /// The usage of what was seen (parsing happens here, off the request path).
     pub fn usage(&self) -> Usage {
         match &self.kind {
-            TapKind::Json { chunks, over: false, .. } => {
-                let body: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-                serde_json::from_slice::<Value>(&body).map(|v| Usage::of(&v)).unwrap_or_default()
-            }
+            TapKind::Json { chunks, over: false, .. } => match chunks.as_slice() {
+                [one] => usage_of_json(one),
+                _ => usage_of_json(&chunks.concat()),
+            },
             TapKind::Stream { lines, partial } => {
                 let mut usage = Usage::default();
                 for line in lines.split(|b| *b == b'\n').chain([partial.as_slice()]) {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     let Some(data) = line.strip_prefix(b"data:") else { continue };
-                    if let Ok(value) = serde_json::from_slice::<Value>(data.trim_ascii()) {
-                        usage.merge(Usage::of(&value));
-                    }
+                    usage.merge(usage_of_json(data.trim_ascii()));
                 }
                 usage
             }
             _ => Usage::default(),
         }
     }
+}
+
+/// The members of an answer (or an event's data) that usage is read from, left unparsed; the
+/// rest of the answer (the generated text) is skipped without being built into values.
+#[derive(Deserialize)]
+struct UsageParts<'a> {
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    response: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timings: Option<&'a RawValue>,
+}
+
+/// What the JSON object in `bytes` reports (nothing if it is not one).
+fn usage_of_json(bytes: &[u8]) -> Usage {
+    let Ok(parts) = serde_json::from_slice::<UsageParts<'_>>(bytes) else { return Usage::default() };
+    let mut object = serde_json::Map::new();
+    for (name, raw) in
+        [("usage", parts.usage), ("response", parts.response), ("message", parts.message), ("timings", parts.timings)]
+    {
+        if let Some(value) = raw.and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok()) {
+            object.insert(name.to_owned(), value);
+        }
+    }
+    Usage::of(&Value::Object(object))
 }
 
 fn mentions_usage(line: &[u8]) -> bool {

@@ -22,7 +22,7 @@ pub use llamactl_api::types::{ParseCommandRequest, ParseCommandResponse};
 const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
 
 async fn run_llama_server(state: &AppState, flag: &str) -> Result<Response, ApiError> {
-    let program = state.manager.config().backends.llama_cpp.command.clone().unwrap_or_else(|| "llama-server".into());
+    let program = state.manager.config().backends.program(llamactl_core::BackendType::LlamaCpp).unwrap_or_default();
     let run =
         tokio::process::Command::new(&program).arg(flag).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
     let output = match tokio::time::timeout(TOOL_TIMEOUT, run).await {

@@ -23,12 +23,14 @@ pub struct ApiError {
     pub details: String,
     /// For 503s: when to try again.
     pub retry_after: Option<Duration>,
+    /// The input field at fault (dotted path), for invalid options.
+    pub field: Option<String>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, details: impl Into<String>) -> Self {
-        Self { status, code, details: details.into(), retry_after: None }
+        Self { status, code, details: details.into(), retry_after: None, field: None }
     }
 
     /// 400 with `code`.
@@ -66,7 +68,7 @@ pub struct ErrorText(pub String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let text = ErrorText(format!("{}: {}", self.code, self.details));
-        let body = ErrorBody { error: self.code.to_owned(), details: self.details };
+        let body = ErrorBody { error: self.code.to_owned(), details: self.details, field: self.field };
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(text);
         if let Some(after) = self.retry_after {
@@ -78,7 +80,7 @@ impl IntoResponse for ApiError {
 
 impl From<OptionsError> for ApiError {
     fn from(error: OptionsError) -> Self {
-        Self::bad_request("invalid_options", error.to_string())
+        Self { field: Some(error.field().to_owned()), ..Self::bad_request("invalid_options", error.to_string()) }
     }
 }
 
@@ -103,7 +105,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::NotFound(_) => Self::not_found(details),
             ManagerError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, "conflict", details),
             ManagerError::InstanceLimit { .. } => Self::new(StatusCode::CONFLICT, "max_instances", details),
-            ManagerError::InvalidOptions(_) => Self::bad_request("invalid_options", details),
+            ManagerError::InvalidOptions(options) => options.into(),
             ManagerError::Port(PortError::Conflict { .. }) => Self::new(StatusCode::CONFLICT, "port_conflict", details),
             ManagerError::Port(PortError::InUse { .. }) => Self::new(StatusCode::CONFLICT, "port_in_use", details),
             ManagerError::Port(PortError::Exhausted { .. }) => {

@@ -11,7 +11,9 @@ pub mod instances;
 pub mod keys;
 pub mod logs;
 pub mod resources;
+pub mod session;
 pub mod system;
+pub mod system_checks;
 pub mod wire;
 
 use axum::Router;
@@ -116,6 +118,7 @@ impl Modify for StandardResponses {
         (name = "llama.cpp", description = "llama-server's native endpoints"),
         (name = "Activity", description = "Records of proxied requests, their statistics, and requests in flight"),
         (name = "System", description = "Health, readiness, version, configuration, events, metrics"),
+        (name = "Dashboard", description = "The web dashboard's sign-in (a session cookie in place of the key)"),
     )
 )]
 struct ApiDoc;
@@ -160,7 +163,11 @@ fn inference() -> OpenApiRouter<AppState> {
 }
 
 fn public() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(system::health)).routes(routes!(system::ready))
+    OpenApiRouter::new().routes(routes!(system::health)).routes(routes!(system::ready)).routes(routes!(
+        session::status,
+        session::sign_in,
+        session::sign_out
+    ))
 }
 
 /// The OpenAPI document (the one committed at `openapi/openapi.json`).
@@ -202,6 +209,6 @@ pub fn router(state: AppState) -> Router {
         .merge(management)
         .merge(inference)
         .merge(docs)
-        .fallback(system::fallback)
+        .fallback(crate::dashboard::serve)
         .with_state(state)
 }

@@ -1,7 +1,7 @@
 //! The resource history and the host: `GET /api/v1/system/metrics?window=15m|1h|24h` (series
 //! for charts, averaged into steps, and the latest tick) and `GET /api/v1/system/info`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::Json;
@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
+use super::system_checks;
 use crate::state::AppState;
 
 /// At most this many points per series: longer windows are averaged into longer steps.
@@ -175,7 +176,8 @@ pub async fn system_metrics(
 /// Describe the host
 ///
 /// `GET /api/v1/system/info`: the operating system, kernel, CPU model and cores, memory, GPUs
-/// (from `nvidia-smi`, where there is one) and the Docker engine's version (when one answers).
+/// (from `nvidia-smi`, where there is one), the Docker engine's version (when one answers), each
+/// backend's program as found on this host, and the problems that stop instances from running.
 #[utoipa::path(get, path = "/api/v1/system/info", tag = "System", operation_id = "getSystemInfo",
     responses((status = 200, description = "The host", body = SystemInfo)),
     security(("management_key" = [])))]
@@ -195,7 +197,18 @@ pub async fn system_info(State(state): State<AppState>) -> Json<SystemInfo> {
         }
         Err(_) => None,
     };
-    let info = tokio::task::spawn_blocking(move || system_info::read(&gpus)).await.unwrap_or_default();
+    let config = state.manager.config().clone();
+    let (info, backends) =
+        tokio::task::spawn_blocking(move || (system_info::read(&gpus), system_checks::backend_commands(&config)))
+            .await
+            .unwrap_or_default();
+    let used: BTreeSet<String> = state
+        .manager
+        .list()
+        .iter()
+        .filter_map(|i| i.state.options.as_ref().ok().map(|o| o.backend.backend_type().as_str().to_owned()))
+        .collect();
+    let problems = system_checks::problems(&backends, &used);
     Json(SystemInfo {
         hostname: info.hostname,
         os: info.os,
@@ -211,6 +224,8 @@ pub async fn system_info(State(state): State<AppState>) -> Json<SystemInfo> {
             .map(|g| GpuDescription { index: g.index, name: g.name, memory_total_bytes: g.memory_total_bytes })
             .collect(),
         docker_version,
+        backends,
+        problems,
     })
 }
 

@@ -39,7 +39,12 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// SHA-256 of `text`.
 pub fn sha256(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
+    sha256_bytes(text.as_bytes())
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// The digest a stored hex SHA-256 stands for, if it is one as [`sha256_hex`] writes it (64

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AuthError, Principal, presented_key};
+use super::{AuthError, Principal, presented_key, session};
 use crate::activity::RequestTrack;
 use crate::api::error::ErrorText;
 use crate::state::AppState;
@@ -37,21 +37,55 @@ impl IntoResponse for AuthFailure {
     }
 }
 
-/// The key is taken out of the request before anything is awaited: a request (its body)
-/// cannot be shared across threads.
-async fn identify(state: &AppState, key: Result<Option<String>, AuthError>) -> Result<Principal, AuthFailure> {
-    let key = key.map_err(AuthFailure)?.ok_or(AuthFailure(AuthError::Missing))?;
-    state.auth.authenticate(&key).await.map_err(AuthFailure)
+/// What the request presents to be known by: a key (in a header or the query), else the
+/// dashboard's session cookie, else nothing.
+enum Credentials {
+    Key(Result<Option<String>, AuthError>),
+    /// A session cookie, already checked: management, or why not.
+    Session(Result<Principal, AuthError>),
 }
 
-fn key_of(request: &Request) -> Result<Option<String>, AuthError> {
-    presented_key(request.headers(), request.uri().query())
+/// Reads the request's credentials before anything is awaited: a request (its body) cannot be
+/// shared across threads.
+fn credentials_of(state: &AppState, request: &Request) -> Credentials {
+    let key = presented_key(request.headers(), request.uri().query());
+    if !matches!(key, Ok(None)) {
+        return Credentials::Key(key);
+    }
+    match session::token_of(request.headers()) {
+        Some(token) => Credentials::Session(session_principal(state, request, token)),
+        None => Credentials::Key(key),
+    }
+}
+
+/// The holder of an open session is management, if the key that opened it still is one and
+/// the request is not a cross-site state change.
+fn session_principal(state: &AppState, request: &Request, token: &str) -> Result<Principal, AuthError> {
+    let digest = state.sessions.key_of(token).ok_or(AuthError::SessionEnded)?;
+    if !state.auth.is_management(&digest) {
+        return Err(AuthError::SessionEnded);
+    }
+    let https = session::came_by_https(request.headers());
+    if let Some(why) = session::cross_site_refusal(request.method(), request.headers(), https) {
+        return Err(AuthError::Forbidden(why.to_owned()));
+    }
+    Ok(Principal::Management)
+}
+
+async fn identify(state: &AppState, credentials: Credentials) -> Result<Principal, AuthFailure> {
+    match credentials {
+        Credentials::Session(principal) => principal.map_err(AuthFailure),
+        Credentials::Key(key) => {
+            let key = key.map_err(AuthFailure)?.ok_or(AuthFailure(AuthError::Missing))?;
+            state.auth.authenticate(&key).await.map_err(AuthFailure)
+        }
+    }
 }
 
 /// Management routes: a management key, unless management authentication is turned off.
 pub async fn management_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let principal = if state.auth.management_required() {
-        match identify(&state, key_of(&request)).await {
+        match identify(&state, credentials_of(&state, &request)).await {
             Ok(Principal::Management) => Principal::Management,
             Ok(_) => {
                 return AuthFailure(AuthError::Forbidden("an inference key cannot use the management API".into()))
@@ -70,7 +104,7 @@ pub async fn management_auth(State(state): State<AppState>, mut request: Request
 /// off. Per-instance rights are checked by the handlers once they know the instance.
 pub async fn inference_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let principal = if state.auth.inference_required() {
-        match identify(&state, key_of(&request)).await {
+        match identify(&state, credentials_of(&state, &request)).await {
             Ok(principal) => principal,
             Err(failure) => return failure.into_response(),
         }

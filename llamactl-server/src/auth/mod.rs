@@ -4,6 +4,7 @@
 
 pub mod keys;
 mod middleware;
+pub mod session;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -95,6 +96,10 @@ pub enum AuthError {
     /// The key store failed.
     #[error("cannot verify the API key: {0}")]
     Unavailable(String),
+    /// A session cookie that is not (or no longer) open: signed out, expired, or opened by a
+    /// key that is no longer a management key.
+    #[error("the dashboard session has ended: sign in again")]
+    SessionEnded,
 }
 
 #[derive(Debug)]
@@ -168,7 +173,8 @@ impl Authenticator {
         lock(&self.failed_legacy).clear();
     }
 
-    fn is_management(&self, digest: &[u8; 32]) -> bool {
+    /// Whether `digest` is the SHA-256 of a management key.
+    pub fn is_management(&self, digest: &[u8; 32]) -> bool {
         // Check every key, so timing does not tell which one matched.
         self.management.iter().fold(false, |found, m| found | bool::from(m.ct_eq(digest)))
     }

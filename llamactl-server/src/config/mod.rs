@@ -64,6 +64,11 @@ pub struct ServerConfig {
     pub allowed_headers: Vec<String>,
     /// Serve the interactive API documentation at `/swagger-ui`.
     pub enable_swagger: bool,
+    /// Serve the web dashboard at `/`.
+    pub enable_dashboard: bool,
+    /// Serve the dashboard's files from this folder (read at each request) instead of those
+    /// built into the server: for working on the dashboard.
+    pub dashboard_dir: Option<PathBuf>,
     /// Headers added to every response.
     pub response_headers: BTreeMap<String, String>,
     /// Log format: `plain` or `json`.
@@ -105,6 +110,8 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             allowed_headers: Vec::new(),
             enable_swagger: true,
+            enable_dashboard: true,
+            dashboard_dir: None,
             response_headers: BTreeMap::new(),
             log_format: LogFormat::Plain,
             max_body_bytes: 64 * 1024 * 1024,
@@ -134,16 +141,24 @@ pub struct BackendsConfig {
 /// file's key and its `LLAMACTL_*` variable), or PATH. The library reports the failure; the
 /// server, which owns the config file, words the remedy.
 pub fn command_hint(backend: llamactl_core::BackendType) -> String {
-    use llamactl_core::BackendType;
-    let (key, variable) = match backend {
-        BackendType::LlamaCpp => ("backends.llama-cpp.command", "LLAMACTL_LLAMACPP_COMMAND"),
-        BackendType::MlxLm => ("backends.mlx.command", "LLAMACTL_MLX_COMMAND"),
-        BackendType::Vllm => ("backends.vllm.command", "LLAMACTL_VLLM_COMMAND"),
-        BackendType::Custom => {
-            return "install it or set the instance's backend_options.command to its path, or put it on PATH".into();
+    match command_setting(backend) {
+        Some((key, variable)) => {
+            format!("install it or set {key} in the config file ({variable}) to its path, or put it on PATH")
         }
-    };
-    format!("install it or set {key} in the config file ({variable}) to its path, or put it on PATH")
+        None => "install it or set the instance's backend_options.command to its path, or put it on PATH".into(),
+    }
+}
+
+/// The config file's key and the `LLAMACTL_*` variable that name a backend's program (custom
+/// backends: none, each instance names its own).
+pub fn command_setting(backend: llamactl_core::BackendType) -> Option<(&'static str, &'static str)> {
+    use llamactl_core::BackendType;
+    match backend {
+        BackendType::LlamaCpp => Some(("backends.llama-cpp.command", "LLAMACTL_LLAMACPP_COMMAND")),
+        BackendType::MlxLm => Some(("backends.mlx.command", "LLAMACTL_MLX_COMMAND")),
+        BackendType::Vllm => Some(("backends.vllm.command", "LLAMACTL_VLLM_COMMAND")),
+        BackendType::Custom => None,
+    }
 }
 
 /// The message for a start of `instance` that failed because its program could not be run:
@@ -350,11 +365,18 @@ pub struct AuthConfig {
     /// Management keys. If management auth is required and there are none, one is generated at
     /// start and printed.
     pub management_keys: Vec<String>,
+    /// How long a dashboard sign-in lasts, hours.
+    pub session_hours: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { require_inference_auth: true, require_management_auth: true, management_keys: Vec::new() }
+        Self {
+            require_inference_auth: true,
+            require_management_auth: true,
+            management_keys: Vec::new(),
+            session_hours: 24,
+        }
     }
 }
 

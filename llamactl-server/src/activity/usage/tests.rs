@@ -106,3 +106,30 @@ fn oversized_json_is_dropped_not_kept() {
     tap.observe(&Bytes::from_static(b"{\"usage\":{\"prompt_tokens\":1}}"));
     assert_eq!(tap.usage(), Usage::default());
 }
+
+#[test]
+fn only_the_top_level_members_are_read_and_the_rest_is_skipped() {
+    // A member named usage inside the generated text or the choices is not the answer's usage.
+    let answer = r#"{"id":"x","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 99}",
+        "usage":{"prompt_tokens":98}}}],"usage":{"prompt_tokens":3,"completion_tokens":2},"timings":{"predicted_per_second":12.5}}"#;
+    let usage = tap_all("application/json", &[answer]);
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.generation_tps), (Some(3), Some(2), Some(12.5)));
+    let responses = r#"{"type":"response.completed","response":{"output":[{"text":"hi"}],"usage":{"input_tokens":4,"output_tokens":1}}}"#;
+    assert_eq!(tap_all("application/json", &[responses]).prompt_tokens, Some(4));
+    let anthropic = r#"{"type":"message_start","message":{"usage":{"input_tokens":7}}}"#;
+    assert_eq!(tap_all("application/json", &[anthropic]).prompt_tokens, Some(7));
+}
+
+#[test]
+fn members_of_another_type_read_as_absent() {
+    assert_eq!(tap_all("application/json", &["[1, 2]"]), Usage::default(), "not an object");
+    assert_eq!(tap_all("application/json", &[r#"{"usage": "many", "response": 3}"#]), Usage::default());
+    let odd = tap_all(
+        "application/json",
+        &[r#"{"usage": {"prompt_tokens": -1, "completion_tokens": 2.5}, "timings": null}"#],
+    );
+    assert_eq!((odd.prompt_tokens, odd.completion_tokens), (None, None));
+    let stream =
+        tap_all("text/event-stream", &["data: {\"usage\": [1]}\n\ndata: {\"usage\": {\"prompt_tokens\": 5}}\n\n"]);
+    assert_eq!(stream.prompt_tokens, Some(5), "a malformed event does not hide a later one");
+}

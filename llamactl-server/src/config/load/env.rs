@@ -63,6 +63,8 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_PORT", "server.port", U16),
         var("LLAMACTL_ALLOWED_ORIGINS", "server.allowed_origins", List),
         var("LLAMACTL_ENABLE_SWAGGER", "server.enable_swagger", Bool),
+        var("LLAMACTL_ENABLE_DASHBOARD", "server.enable_dashboard", Bool),
+        var("LLAMACTL_DASHBOARD_DIR", "server.dashboard_dir", Text),
         var("LLAMACTL_LOG_FORMAT", "server.log_format", LogFormat),
         var("LLAMACTL_MAX_CONNECTIONS", "server.max_connections", U64),
         var("LLAMACTL_HEADER_READ_TIMEOUT_SECONDS", "server.header_read_timeout_seconds", U64),
@@ -141,6 +143,7 @@ const ENV_VARS: &[EnvVar] = {
         var("LLAMACTL_REQUIRE_INFERENCE_AUTH", "auth.require_inference_auth", Bool),
         var("LLAMACTL_REQUIRE_MANAGEMENT_AUTH", "auth.require_management_auth", Bool),
         var("LLAMACTL_MANAGEMENT_KEYS", "auth.management_keys", List),
+        var("LLAMACTL_SESSION_HOURS", "auth.session_hours", U64),
         var(
             "LLAMACTL_INFERENCE_KEYS",
             "",
