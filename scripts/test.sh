@@ -45,4 +45,5 @@ else
   fi
 fi
 # nextest does not run documentation examples.
+echo "scripts/test.sh: documentation examples"
 cargo test --workspace --locked --doc
