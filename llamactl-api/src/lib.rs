@@ -9,6 +9,7 @@
 pub mod activity;
 mod client;
 pub mod resources;
+pub mod router;
 pub mod types;
 
 pub use client::{Answer, Client, ClientError, Lifecycle, ServerEvent, install_tls_provider, is_temporary};

@@ -334,6 +334,11 @@ pub struct ModelEntry {
     /// The instance's status (an addition to OpenAI's fields).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "running"))]
     pub status: InstanceStatus,
+    /// For a router instance's model: the model's own status (`unloaded`, `loading`,
+    /// `loaded`, `sleeping`, `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "loaded"))]
+    pub model_status: Option<llamactl_wire::SubModelStatus>,
 }
 
 /// `GET /v1/models` answer.

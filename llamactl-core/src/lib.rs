@@ -46,6 +46,7 @@ pub mod ports;
 pub mod process;
 pub mod readiness;
 pub mod resources;
+pub mod router;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -58,7 +59,8 @@ pub use manager::{InstanceInfo, Lease, Manager, ManagerConfig, ManagerError};
 // The vocabulary core stores and the REST API sends, defined in `llamactl-wire` so that API
 // clients need not depend on core.
 pub use llamactl_wire::{
-    DesiredState, ExitInfo, InstanceName, InstanceStatus, MAX_NAME_LEN, NameError, TransitionReason, UnknownStatus,
+    DesiredState, ExitInfo, InstanceName, InstanceStatus, MAX_NAME_LEN, NameError, SubModelReason, SubModelStatus,
+    TransitionReason, UnknownStatus,
 };
 pub use options::{BackendOptions, BackendType, InstanceOptions, OptionsError};
 

@@ -16,6 +16,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use llamactl_core::db::ActivityStore;
+use llamactl_core::router::Routers;
 use llamactl_core::{ApiKeyStore, BackendType, Database, DbError, Manager, SqliteDatabase};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -31,6 +32,8 @@ use crate::proxy::Proxy;
 use crate::resource_history::ResourceHistory;
 use crate::state::AppState;
 
+/// How often llamactl reads each running router's model list (and unloads idle models).
+const ROUTER_POLL: Duration = Duration::from_secs(1);
 /// File in the data folder holding the generated management key.
 pub const MANAGEMENT_KEY_FILE: &str = "management.key";
 /// File in the data folder holding the dashboard's open sessions (digests only).
@@ -244,8 +247,11 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         Some(config.data_dir().join(SESSIONS_FILE)),
         Duration::from_secs(config.auth.session_hours.saturating_mul(3600)),
     ));
+    let routers = Routers::start(manager.clone(), ROUTER_POLL);
     let state = AppState {
         manager,
+        routers,
+        stopping: CancellationToken::new(),
         keys,
         history,
         activity,
@@ -320,7 +326,7 @@ pub async fn run_with(
     let _ = std::io::stdout().write_all(startup.to_string().as_bytes());
     let _ = std::io::stdout().flush();
 
-    let stop = CancellationToken::new();
+    let stop = state.stopping.clone();
     let trigger = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -333,6 +339,7 @@ pub async fn run_with(
         }
     }
     tracing::info!("stopping every instance");
+    state.routers.shutdown();
     state.manager.shutdown().await;
     db.close().await;
     Ok(())

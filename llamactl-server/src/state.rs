@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use llamactl_core::db::ActivityStore;
+use llamactl_core::router::Routers;
 use llamactl_core::{ApiKeyStore, Manager};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::activity::Activity;
 use crate::auth::Authenticator;
@@ -32,6 +34,11 @@ pub struct AppState {
     pub activity: Option<Arc<Activity>>,
     /// The reverse proxy.
     pub proxy: Arc<Proxy>,
+    /// The running llama.cpp router instances and their models.
+    pub routers: Routers,
+    /// Cancelled when the server begins to shut down: long-lived streams (events, logs) end,
+    /// so that they do not hold the shutdown for its whole grace period.
+    pub stopping: CancellationToken,
     /// The resource history (samples of the host and the instances) and its last tick.
     pub resources: Arc<ResourceHistory>,
     /// Prometheus metrics, when recording is on.

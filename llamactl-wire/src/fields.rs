@@ -24,4 +24,5 @@ pub const INSTANCE_FIELDS: &[&str] = &[
     "docker",
     "nodes",
     "preset_ini",
+    "sub_models",
 ];

@@ -4,7 +4,8 @@
 //! ([`InstanceName`]), statuses and desired states ([`InstanceStatus`], [`DesiredState`]), the
 //! typed reason of every status transition ([`TransitionReason`], [`ExitInfo`]), what an API key
 //! may use ([`PermissionMode`]) and the top-level fields of an instance's options
-//! ([`INSTANCE_FIELDS`]), and how a proxied request ended ([`ActivityOutcome`]).
+//! ([`INSTANCE_FIELDS`]), how a proxied request ended ([`ActivityOutcome`]), and the status of a
+//! llama.cpp router's models ([`SubModelStatus`], [`SubModelReason`]).
 //!
 //! `llamactl-core` keeps these in its database and re-exports them at its own paths;
 //! `llamactl-api` puts them in the REST API's bodies. Their serialised form is therefore both a
@@ -33,6 +34,7 @@ mod permission;
 mod reason;
 mod signal;
 mod status;
+mod sub_model;
 
 pub use activity::{ActivityGroupBy, ActivityOutcome, UnknownActivityWord};
 pub use fields::INSTANCE_FIELDS;
@@ -41,3 +43,4 @@ pub use permission::PermissionMode;
 pub use reason::{ExitInfo, TransitionReason};
 pub use signal::signal_name;
 pub use status::{DesiredState, InstanceStatus, UnknownStatus};
+pub use sub_model::{SubModelReason, SubModelStatus, UnknownSubModelStatus};

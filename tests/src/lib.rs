@@ -10,6 +10,7 @@ pub mod browser;
 pub mod cli;
 pub mod docker_images;
 pub mod nginx;
+pub mod router;
 pub mod server;
 
 use std::path::{Path, PathBuf};

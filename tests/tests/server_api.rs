@@ -549,3 +549,24 @@ async fn an_on_demand_start_whose_program_is_missing_says_what_to_set() {
         assert!(body.contains(part), "the on-demand answer names {part}: {body}");
     }
 }
+
+#[tokio::test]
+async fn open_event_streams_end_when_the_server_stops() {
+    // A grace period far longer than a stop takes: a stream that held the shutdown would show.
+    let server = TestServer::start(|c| c.server.shutdown_timeout_seconds = 120).await;
+    let instance = create_instance(&server.base, "quiet", &backend(&[])).await;
+    assert_eq!(instance["name"], "quiet");
+    let open = |path: &str| server.manage(Method::GET, path).send();
+    let streams = [
+        open("/api/v1/events").await.unwrap(),
+        open("/api/v1/instances/quiet/logs?follow=true").await.unwrap(),
+        http().get(format!("{}/models/sse", server.base)).bearer_auth(MANAGEMENT_KEY).send().await.unwrap(),
+    ];
+    assert!(streams.iter().all(|s| s.status().is_success()));
+    let stopped = tokio::time::timeout(Duration::from_secs(60), server.stop()).await;
+    assert!(stopped.is_ok(), "the server's stop waited for open event streams");
+    for stream in streams {
+        let ended = tokio::time::timeout(Duration::from_secs(10), stream.text()).await;
+        assert!(ended.is_ok(), "a stream did not end with the server");
+    }
+}

@@ -209,7 +209,14 @@ impl Backend for LlamaCppOptions {
     fn args(&self, _name: &str, listen: &Listen) -> Vec<String> {
         let mut args = vec!["--host".to_owned(), listen.host.clone(), "--port".to_owned(), listen.port.to_string()];
         self.push_typed_args(&["host", "port"], &mut args);
-        self.extra.push_args(&mut args);
+        if self.is_router() {
+            // llamactl loads, unloads and evicts the router's models itself (within the
+            // options' `models_max`): the router must do none of it on its own.
+            self.extra.push_args_except(crate::options::llama_cpp::ROUTER_SCHEDULING_KEYS, &mut args);
+            args.extend(["--models-max".to_owned(), "0".to_owned(), "--no-models-autoload".to_owned()]);
+        } else {
+            self.extra.push_args(&mut args);
+        }
         args
     }
     fn request_model(&self) -> Option<String> {

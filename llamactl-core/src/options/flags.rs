@@ -326,7 +326,15 @@ impl ExtraArgs {
 
     /// Appends the command-line arguments for all entries, in order.
     pub fn push_args(&self, args: &mut Vec<String>) {
+        self.push_args_except(&[], args);
+    }
+
+    /// [`push_args`](Self::push_args) without the entries whose keys are in `skip`.
+    pub fn push_args_except(&self, skip: &[&str], args: &mut Vec<String>) {
         for (key, value) in &self.entries {
+            if skip.contains(&key.replace('-', "_").as_str()) {
+                continue;
+            }
             if key == RAW_EXTRA_KEY {
                 push_raw(value, args);
             } else {

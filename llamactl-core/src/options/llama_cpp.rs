@@ -120,3 +120,45 @@ pub(crate) const EXTRA_ALIASES: &[(&str, &str)] = &[
     ("ctvd", "cache_type_v_draft"),
     ("mv", "model_vocoder"),
 ];
+
+/// Keys of a router's flags that llamactl sets itself, because it schedules the router's models:
+/// the router must neither evict nor load on its own (see [`LlamaCppOptions::is_router`]).
+pub(crate) const ROUTER_SCHEDULING_KEYS: &[&str] = &["models_max", "models_autoload", "no_models_autoload"];
+
+impl LlamaCppOptions {
+    /// Whether these options start `llama-server` as a router: no model of its own (`model`,
+    /// `hf_repo` or `model_url`), so it serves the models it finds (`models_dir`,
+    /// `models_preset`, the instance's `preset_ini`, its cache), each in a child process.
+    ///
+    /// ```
+    /// use llamactl_core::options::LlamaCppOptions;
+    /// let router = LlamaCppOptions::default();
+    /// assert!(router.is_router());
+    /// let single = LlamaCppOptions { model: Some("/m.gguf".into()), ..Default::default() };
+    /// assert!(!single.is_router());
+    /// ```
+    pub fn is_router(&self) -> bool {
+        self.model.is_none() && self.hf_repo.is_none() && self.extra.get("model_url").is_none()
+    }
+
+    /// The most models a router holds at once (`models_max`; llama-server's default is 4, zero
+    /// means no limit). llamactl enforces it, evicting by its own rules, and runs the router
+    /// with no limit of its own.
+    ///
+    /// ```
+    /// use llamactl_core::options::{ExtraArgs, LlamaCppOptions};
+    /// let mut options = LlamaCppOptions::default();
+    /// assert_eq!(options.models_max(), Some(4));
+    /// options.extra = ExtraArgs::from_pairs([("models_max", serde_json::json!(0))])?;
+    /// assert_eq!(options.models_max(), None);
+    /// # Ok::<(), llamactl_core::OptionsError>(())
+    /// ```
+    pub fn models_max(&self) -> Option<usize> {
+        let value = self.extra.get("models_max").or_else(|| self.extra.get("models-max"));
+        let max = match value {
+            None => 4,
+            Some(v) => v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())).unwrap_or(4),
+        };
+        (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX))
+    }
+}

@@ -20,9 +20,10 @@ pub mod docker;
 mod duration;
 mod error;
 pub mod flags;
-mod llama_cpp;
+pub(crate) mod llama_cpp;
 mod mlx_lm;
 mod parse_command;
+mod sub_models;
 mod validate;
 mod vllm;
 
@@ -41,6 +42,7 @@ pub use flags::{ExtraArgs, FlashAttention, GpuLayers};
 pub use llama_cpp::LlamaCppOptions;
 pub use mlx_lm::MlxLmOptions;
 pub use parse_command::{ParseCommandError, parse_command};
+pub use sub_models::{EVERY_MODEL, SubModelOptions, SubModelSettings, sub_model_settings};
 pub use vllm::VllmOptions;
 
 /// A short description of a JSON value's type and content, for error messages.
@@ -243,8 +245,12 @@ pub struct InstanceOptions {
     pub docker: Option<docker::DockerRunOptions>,
     /// Nodes the instance is assigned to (multi-node setups).
     pub nodes: Vec<String>,
-    /// llama.cpp router presets (kept for compatibility).
+    /// llama.cpp router presets: the text of the router's `--models-preset` file, written to
+    /// the instance's folder at each start.
     pub preset_ini: Option<String>,
+    /// How llamactl schedules a router instance's models (idle unload, pinning), keyed by
+    /// model id or `"*"`.
+    pub sub_models: BTreeMap<String, SubModelOptions>,
     /// Fields this version does not know, kept verbatim.
     pub unknown: Map<String, Value>,
 }
@@ -293,6 +299,7 @@ impl InstanceOptions {
             docker: None,
             nodes: Vec::new(),
             preset_ini: None,
+            sub_models: BTreeMap::new(),
             unknown: Map::new(),
         }
     }
@@ -390,6 +397,7 @@ impl InstanceOptions {
             },
             nodes: field(map, "nodes")?.unwrap_or_default(),
             preset_ini: field(map, "preset_ini")?,
+            sub_models: sub_models::parse(map.get("sub_models"))?,
             unknown,
         })
     }
@@ -436,6 +444,7 @@ impl InstanceOptions {
         put("docker", self.docker.as_ref().and_then(|d| serde_json::to_value(d).ok()));
         put("nodes", (!self.nodes.is_empty()).then(|| Value::from(self.nodes.clone())));
         put("preset_ini", self.preset_ini.clone().map(Value::from));
+        put("sub_models", sub_models::render(&self.sub_models));
         for (key, value) in &self.unknown {
             map.insert(key.clone(), value.clone());
         }

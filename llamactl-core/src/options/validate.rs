@@ -48,6 +48,15 @@ impl InstanceOptions {
         if let Some(docker) = &self.docker {
             docker.validate().map_err(|(field, message)| OptionsError::invalid(field, message))?;
         }
+        if !self.sub_models.is_empty() && !matches!(&self.backend, BackendOptions::LlamaCpp(o) if o.is_router()) {
+            return Err(OptionsError::invalid(
+                "sub_models",
+                "only a llama.cpp router instance (one without a model of its own) has sub-models",
+            ));
+        }
+        if self.sub_models.keys().any(|k| k.trim().is_empty()) {
+            return Err(OptionsError::invalid("sub_models", "a model id must not be empty"));
+        }
         if self.startup_timeout == Some(Duration::ZERO) {
             return Err(OptionsError::invalid("startup_timeout", "must be greater than zero"));
         }

@@ -1,17 +1,17 @@
 //! The local process runtime: a backend started as a process of this machine, in its own
 //! session and process group, or taken over from the output file an earlier manager left.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{AdoptedProcess, RunningProcess};
-use crate::TransitionReason;
 use crate::backend::build_command;
 use crate::logs::{LogStore, LogStream};
 use crate::runtime::{AdoptError, BackendRun, Launch, LaunchError, RunExit, RunIdentity, Runtime, RuntimeKind};
+use crate::{BackendType, TransitionReason};
 
 /// The runtime of local processes.
 ///
@@ -49,9 +49,12 @@ impl Runtime for LocalProcesses {
 /// Starts the backend as a local process in its own process group: with an `output` file, so
 /// that it can outlive the manager (and be adopted by the next one); without, through pipes.
 pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn BackendRun>, LaunchError> {
-    let Some(command) = build_command(launch.name, launch.options, launch.backends, launch.listen) else {
+    let Some(mut command) = build_command(launch.name, launch.options, launch.backends, launch.listen) else {
         return Err(LaunchError::refused("no command to run"));
     };
+    if let Some(preset) = write_preset(&launch)? {
+        command.args.extend(["--models-preset".to_owned(), preset.display().to_string()]);
+    }
     logs.push(LogStream::Manager, format!("starting: {command}"));
     let spawned = match launch.output {
         Some(output) => RunningProcess::spawn_detachable(&command, logs, output),
@@ -64,6 +67,28 @@ pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn
             message: error.to_string(),
         }),
     }
+}
+
+/// Writes a llama.cpp instance's `preset_ini` to the file its router reads (`--models-preset`):
+/// beside its output file (`<logs dir>/<name>.preset.ini`), else in the temporary folder.
+/// Written at every start, so an edit takes effect at the next one.
+fn write_preset(launch: &Launch<'_>) -> Result<Option<PathBuf>, LaunchError> {
+    let Some(text) = &launch.options.preset_ini else { return Ok(None) };
+    if launch.options.backend.backend_type() != BackendType::LlamaCpp {
+        return Ok(None);
+    }
+    let file = format!("{}.preset.ini", launch.name);
+    let path = match launch.output.and_then(Path::parent) {
+        Some(dir) => dir.join(file),
+        None => std::env::temp_dir().join(format!("llamactl-{}-{file}", std::process::id())),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LaunchError::refused(format!("cannot create the folder {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&path, text)
+        .map_err(|e| LaunchError::refused(format!("cannot write the preset file {}: {e}", path.display())))?;
+    Ok(Some(path))
 }
 
 #[async_trait]

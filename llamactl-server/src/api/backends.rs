@@ -9,8 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use llamactl_core::BackendType;
+use llamactl_core::manager::Rights;
 use llamactl_core::options::parse_command;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json as ApiJson, Path};
@@ -172,13 +173,13 @@ fn running_llama(state: &AppState, name: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn call_router(state: &AppState, url: String, body: Option<Value>) -> Result<Response, ApiError> {
+async fn call_router(state: &AppState, url: String) -> Result<Response, ApiError> {
     let uri = url.parse().map_err(|e| ApiError::internal(format!("bad URL {url}: {e}")))?;
-    let response = match body {
-        None => state.proxy.get(uri).await,
-        Some(body) => state.proxy.post_json(uri, &body).await,
-    }
-    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "backend_unreachable", e.to_string()))?;
+    let response = state
+        .proxy
+        .get(uri)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "backend_unreachable", e.to_string()))?;
     let status = response.status();
     let bytes = response
         .into_body()
@@ -191,8 +192,8 @@ async fn call_router(state: &AppState, url: String, body: Option<Value>) -> Resu
 
 /// List the models of a llama.cpp router instance
 ///
-/// `GET /api/v1/llama-cpp/{name}/models`: the models of a running llama.cpp router instance, as
-/// llama-server lists them.
+/// `GET /api/v1/llama-cpp/{name}/models` (the Go llamactl's path): the models of a llama.cpp
+/// router instance as llama-server lists them, the instance started first if it is stopped.
 #[utoipa::path(get, path = "/api/v1/llama-cpp/{name}/models", tag = "Backends", operation_id = "listRouterModels",
     params(("name" = String, Path, description = "Instance name")),
     responses(
@@ -203,13 +204,19 @@ async fn call_router(state: &AppState, url: String, body: Option<Value>) -> Resu
     ),
     security(("management_key" = [])))]
 pub async fn router_models(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let base = running_llama(&state, &name)?;
-    call_router(&state, format!("{base}/models"), None).await
+    let base = if state.routers.is_router(&name) {
+        super::router_models::running_models(&state, &name, Rights::ALL).await?.base_url().to_owned()
+    } else {
+        running_llama(&state, &name)?
+    };
+    call_router(&state, format!("{base}/models")).await
 }
 
 /// Load a model in a llama.cpp router instance
 ///
-/// `POST /api/v1/llama-cpp/{name}/models/{model}/load`
+/// `POST /api/v1/llama-cpp/{name}/models/{model}/load` (the Go llamactl's path): starts the
+/// instance if needed and loads the model through llamactl's scheduling, as
+/// `POST /api/v1/instances/{name}/models/{model}/load` does; answers `{"success": true}`.
 #[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/load", tag = "Backends", operation_id = "loadRouterModel",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
     responses(
@@ -223,13 +230,15 @@ pub async fn router_load(
     State(state): State<AppState>,
     Path((name, model)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let base = running_llama(&state, &name)?;
-    call_router(&state, format!("{base}/models/load"), Some(json!({"model": model}))).await
+    let models = super::router_models::running_models(&state, &name, Rights::ALL).await?;
+    models.load(&model, Rights::ALL, super::router_models::load_wait(&state)).await?;
+    Ok(Json(json!({"success": true})).into_response())
 }
 
 /// Unload a model of a llama.cpp router instance
 ///
-/// `POST /api/v1/llama-cpp/{name}/models/{model}/unload`
+/// `POST /api/v1/llama-cpp/{name}/models/{model}/unload` (the Go llamactl's path): as
+/// `POST /api/v1/instances/{name}/models/{model}/unload`; answers `{"success": true}`.
 #[utoipa::path(post, path = "/api/v1/llama-cpp/{name}/models/{model}/unload", tag = "Backends", operation_id = "unloadRouterModel",
     params(("name" = String, Path, description = "Instance name"), ("model" = String, Path, description = "Model name")),
     responses(
@@ -243,6 +252,11 @@ pub async fn router_unload(
     State(state): State<AppState>,
     Path((name, model)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let base = running_llama(&state, &name)?;
-    call_router(&state, format!("{base}/models/unload"), Some(json!({"model": model}))).await
+    if !state.routers.is_router(&name) {
+        running_llama(&state, &name)?;
+        return Err(llamactl_core::router::RouterError::NotARouter(name).into());
+    }
+    let models = state.routers.models(&name)?;
+    models.unload(&model, super::router_models::load_wait(&state)).await?;
+    Ok(Json(json!({"success": true})).into_response())
 }

@@ -97,6 +97,30 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<llamactl_core::router::RouterError> for ApiError {
+    fn from(error: llamactl_core::router::RouterError) -> Self {
+        use llamactl_core::router::RouterError as E;
+        let retry = error.retry_after();
+        let details = error.to_string();
+        let mut answer = match &error {
+            E::NotARouter(_) => Self::bad_request("not_a_router", details),
+            E::NotRunning(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_running", details),
+            E::UnknownModel { .. } => Self::new(StatusCode::NOT_FOUND, "model_not_found", details),
+            E::MayNotLoad { .. } | E::MayNotEvict { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", details),
+            E::NoRoom { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "no_room", details),
+            E::Busy { .. } => Self::new(StatusCode::CONFLICT, "model_busy", details),
+            E::Backoff { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "model_failed", details),
+            E::LoadFailed { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "load_failed", details),
+            E::Timeout { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", details),
+            E::Refused { status, .. } if (400..500).contains(status) => Self::bad_request("router_refused", details),
+            E::Refused { .. } => Self::new(StatusCode::BAD_GATEWAY, "router_refused", details),
+            E::Unreachable(_) => Self::new(StatusCode::BAD_GATEWAY, "backend_unreachable", details),
+        };
+        answer.retry_after = retry;
+        answer
+    }
+}
+
 impl From<ManagerError> for ApiError {
     fn from(error: ManagerError) -> Self {
         let retry = error.retry_after();

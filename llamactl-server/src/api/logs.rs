@@ -81,6 +81,7 @@ pub async fn logs(
     });
     let stream = futures::stream::iter(recent.iter().map(|l| event_for(l)).collect::<Vec<_>>())
         .chain(live)
+        .take_until(state.stopping.clone().cancelled_owned())
         .map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

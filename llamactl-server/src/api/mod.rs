@@ -11,6 +11,7 @@ pub mod instances;
 pub mod keys;
 pub mod logs;
 pub mod resources;
+pub mod router_models;
 pub mod session;
 pub mod system;
 pub mod system_checks;
@@ -27,7 +28,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{inference_auth, management_auth};
-use crate::proxy::{native, openai};
+use crate::proxy::{native, openai, router_compat};
 use crate::state::AppState;
 
 /// Path of the OpenAPI document.
@@ -131,6 +132,9 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::stop))
         .routes(routes!(instances::restart))
         .routes(routes!(instances::events))
+        .routes(routes!(router_models::list))
+        .routes(routes!(router_models::load))
+        .routes(routes!(router_models::unload))
         .routes(routes!(logs::logs))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::delete))
@@ -159,7 +163,12 @@ fn management() -> OpenApiRouter<AppState> {
 }
 
 fn inference() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(openai::models))
+    OpenApiRouter::new()
+        .routes(routes!(openai::models))
+        .routes(routes!(router_compat::list))
+        .routes(routes!(router_compat::load))
+        .routes(routes!(router_compat::unload))
+        .routes(routes!(router_compat::events))
 }
 
 fn public() -> OpenApiRouter<AppState> {

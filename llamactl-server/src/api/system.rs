@@ -111,11 +111,13 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
         .ok_or_else(|| ApiError::not_found(format!("node {name} not found")))
 }
 
-/// Follow every instance's status changes and every request's record
+/// Follow status changes, router model changes and request records
 ///
 /// `GET /api/v1/events`: server-sent events: every status change of every instance
 /// (`event: status`, data: `{"name","from","to","reason","at"}`) and, when activity is
-/// recorded, every proxied request as it ends (`event: activity`, data: its record).
+/// recorded, every proxied request as it ends (`event: activity`, data: its record), and every
+/// status change of a router instance's model (`event: model`, data:
+/// `{"instance","model","from","to","reason","at"}`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "System", operation_id = "streamEvents",
     responses((status = 200, description = "text/event-stream of status changes and request records", content_type = "text/event-stream")),
     security(("management_key" = [])))]
@@ -137,7 +139,13 @@ pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
             .boxed(),
         None => futures::stream::pending().boxed(),
     };
-    let stream = futures::stream::select(statuses, records).map(Ok::<_, Infallible>);
+    let models = BroadcastStream::new(state.routers.subscribe()).map(|item| match item {
+        Ok(notice) => Event::default().event("model").data(serde_json::to_string(&notice).unwrap_or_default()),
+        Err(_) => Event::default().event("lagged").data("some model status changes were skipped"),
+    });
+    let stream = futures::stream::select(futures::stream::select(statuses, records), models)
+        .take_until(state.stopping.clone().cancelled_owned())
+        .map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -2,9 +2,13 @@
 //! streams the answer back chunk by chunk, holding the instance's lease (so it counts as busy)
 //! until the last byte — or until the client goes away, which drops the upstream request too.
 
+mod holding_body;
 pub mod model_field;
+pub mod model_route;
 pub mod native;
 pub mod openai;
+pub mod router_compat;
+pub use holding_body::hold;
 mod quick_ack;
 mod request_metrics;
 mod upstream;
@@ -103,6 +107,11 @@ impl Proxy {
             .body(Body::from(body.to_string()))
             .unwrap_or_default();
         self.client.request(request).await
+    }
+
+    /// How long a request waits for its instance (or a router's model) to be ready.
+    pub fn on_demand_timeout(&self) -> Duration {
+        self.on_demand_timeout
     }
 
     /// Largest request body accepted.

@@ -2,17 +2,17 @@
 //! name, or `instance/model` for llama.cpp router instances), and `GET /v1/models`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use llamactl_core::manager::Lease;
-use llamactl_core::{BackendOptions, InstanceStatus};
-use serde_json::{Value, json};
+use llamactl_core::InstanceStatus;
+use llamactl_core::manager::{Lease, Rights};
+use llamactl_core::router::{SubModelLease, SubModelView};
+use llamactl_core::{SubModelReason, SubModelStatus};
+use serde_json::json;
 
 use super::model_field::{
     ModelField, find_json_model, find_multipart_model, multipart_boundary, replace_bytes, replace_json_string,
@@ -55,27 +55,48 @@ impl IntoResponse for OpenAiError {
     }
 }
 
-/// Where a `model` value leads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The instance.
-    pub instance: String,
-    /// For `instance/model` (a llama.cpp router instance's model): the model the backend gets.
-    pub sub_model: Option<String>,
+pub use super::model_route::Route;
+use super::model_route::{KnownModels, RouteError, resolve};
+
+/// Resolves a request's `model` ([`resolve`]): an instance name, `instance/model`, or a
+/// router instance's model by its id or alias.
+pub fn route(state: &AppState, model: &str) -> Result<Route, ApiError> {
+    let known = state.routers.known();
+    let routers: Vec<KnownModels<'_>> = known
+        .iter()
+        .map(|(instance, views)| (instance.as_str(), views.iter().map(|v| (v.id.as_str(), &v.aliases[..])).collect()))
+        .collect();
+    resolve(model, |name| state.manager.contains(name), &routers).map_err(|error| match error {
+        RouteError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("no instance serves model {model:?}"))
+        }
+        RouteError::Ambiguous(candidates) => ApiError::bad_request(
+            "ambiguous_model",
+            format!("model {model:?} could be {}; name one of them", candidates.join(" or ")),
+        ),
+    })
 }
 
-/// Resolves a request's `model`: an instance name, or `instance/model` for a llama.cpp router
-/// instance (the backend then gets `model`).
-pub fn route(state: &AppState, model: &str) -> Result<Route, ApiError> {
-    if state.manager.contains(model) {
-        return Ok(Route { instance: model.to_owned(), sub_model: None });
+/// For a router instance's model: the instance started if needed (its lease held meanwhile),
+/// then a lease on the model, loaded if needed.
+async fn lease_sub_model(
+    state: &AppState,
+    route: &Route,
+    rights: Rights,
+    track: Option<&RequestTrack>,
+) -> Result<Option<SubModelLease>, ApiError> {
+    let Some(sub) = &route.sub_model else { return Ok(None) };
+    if !state.routers.is_router(&route.instance) {
+        return Ok(None);
     }
-    if let Some((instance, inner)) = model.split_once('/')
-        && state.manager.contains(instance)
-    {
-        return Ok(Route { instance: instance.to_owned(), sub_model: Some(inner.to_owned()) });
+    let instance_lease = state.proxy.acquire(&state.manager, &route.instance, rights, track).await?;
+    let models = state.routers.models(&route.instance)?;
+    let lease = models.acquire(sub, SubModelReason::OnDemand, rights, state.proxy.on_demand_timeout()).await?;
+    if let (Some(track), Some(waited)) = (track, lease.waited()) {
+        track.update(|d| d.queued = Some(d.queued.unwrap_or_default() + waited));
     }
-    Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("no instance serves model {model:?}")))
+    drop(instance_lease);
+    Ok(Some(lease))
 }
 
 /// The `model` a request to `lease` must carry, if not the one the client sent: the router's
@@ -129,12 +150,17 @@ pub async fn post(
     let body = read_body(body, state.proxy.max_body()).await?;
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (field, multipart) = model_of(content_type, &body)?;
-    let route = route(&state, &field.value)?;
-    if let Some(track) = parts.extensions.get::<Arc<RequestTrack>>() {
+    let mut route = route(&state, &field.value)?;
+    let track = parts.extensions.get::<Arc<RequestTrack>>().cloned();
+    if let Some(track) = &track {
         let model = route.sub_model.clone().unwrap_or_else(|| field.value.clone());
         track.update(|d| (d.instance, d.model) = (Some(route.instance.clone()), Some(model)));
     }
     let rights = principal.rights(&route.instance);
+    let sub_lease = lease_sub_model(&state, &route, rights, track.as_deref()).await?;
+    if let Some(lease) = &sub_lease {
+        route.sub_model = Some(lease.id().to_owned());
+    }
     let body_for = |lease: &Lease| match model_for(&route, lease) {
         Some(model) if model != field.value => Bytes::from(if multipart {
             replace_bytes(&body, field.span.clone(), model)
@@ -143,19 +169,11 @@ pub async fn post(
         }),
         _ => body.clone(),
     };
-    Ok(state.proxy.send_resending(&state.manager, &route.instance, rights, parts, body_for).await?)
-}
-
-fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
-    match &options.backend {
-        BackendOptions::LlamaCpp(llama) => {
-            options.preset_ini.is_some()
-                || llama.model.is_none()
-                    && llama.hf_repo.is_none()
-                    && ["models_dir", "models_preset"].iter().any(|k| llama.extra.get(k).is_some())
-        }
-        _ => false,
-    }
+    let response = state.proxy.send_resending(&state.manager, &route.instance, rights, parts, body_for).await?;
+    Ok(match sub_lease {
+        Some(lease) => super::hold(response, lease),
+        None => response,
+    })
 }
 
 /// List the models this key may use
@@ -174,6 +192,7 @@ fn is_router(options: &llamactl_core::InstanceOptions) -> bool {
     security(("inference_key" = []), ("management_key" = []))
 )]
 pub async fn models(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> Json<ModelList> {
+    let known: std::collections::BTreeMap<String, Vec<SubModelView>> = state.routers.known().into_iter().collect();
     let mut data = Vec::new();
     for info in state.manager.list() {
         let name = info.name.to_string();
@@ -182,40 +201,19 @@ pub async fn models(State(state): State<AppState>, Extension(principal): Extensi
         }
         let created = info.state.created_at.timestamp();
         let status = info.status();
-        if let Ok(options) = &info.state.options
-            && is_router(options)
-            && status == InstanceStatus::Running
-            && let Some(listen) = &info.state.listen
-        {
-            for model in router_models(&state, &listen.base_url()).await {
-                data.push(ModelEntry {
-                    id: format!("{name}/{model}"),
-                    object: "model".into(),
-                    created,
-                    owned_by: "llamactl".into(),
-                    status,
-                });
-            }
+        let entry = |id: String, model_status| ModelEntry {
+            id,
+            object: "model".into(),
+            created,
+            owned_by: "llamactl".into(),
+            status,
+            model_status,
+        };
+        for model in known.get(&name).into_iter().flatten() {
+            let model_status = if status == InstanceStatus::Running { model.status } else { SubModelStatus::Unloaded };
+            data.push(entry(format!("{name}/{}", model.id), Some(model_status)));
         }
-        data.push(ModelEntry { id: name, object: "model".into(), created, owned_by: "llamactl".into(), status });
+        data.push(entry(name, None));
     }
     Json(ModelList { object: "list".into(), data })
-}
-
-/// The models a llama.cpp router instance offers (its `GET /models`), empty on any error.
-pub async fn router_models(state: &AppState, base_url: &str) -> Vec<String> {
-    let Ok(uri) = format!("{base_url}/models").parse() else { return Vec::new() };
-    let fetch = async {
-        let response = state.proxy.get(uri).await.ok()?;
-        let bytes = response.into_body().collect().await.ok()?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).ok()?;
-        Some(
-            value["data"]
-                .as_array()?
-                .iter()
-                .filter_map(|m| m["id"].as_str().or_else(|| m["name"].as_str()).map(str::to_owned))
-                .collect::<Vec<_>>(),
-        )
-    };
-    tokio::time::timeout(Duration::from_secs(2), fetch).await.ok().flatten().unwrap_or_default()
 }

@@ -227,21 +227,32 @@ export function mount(root, { name }) {
   windowSel.addEventListener('change', () => { metricsWindow = windowSel.value; loadMetrics(); });
 
   let modelsTimer = 0;
+  // A model's reason, for people: {"kind": "evicted", "by": "beta"} -> "evicted for beta".
+  function modelReason(r) {
+    if (!r || !r.kind) return '';
+    if (r.kind === 'evicted') return `evicted for ${r.by}`;
+    if (r.kind === 'crashed') return r.exit_code == null ? 'its process ended' : `its process exited with code ${r.exit_code}`;
+    if (r.kind === 'load_failed') return `load failed: ${r.error}`;
+    return r.kind.replace(/_/g, ' ');
+  }
   async function loadModels() {
     clearTimeout(modelsTimer);
     if (!modelsPanel.firstChild) replace(modelsPanel, h('p.muted', null, 'Loading the router’s models…'));
     try {
-      const res = await api.get(path('llama-cpp', name, 'models'));
+      const res = await api.get(path('instances', name, 'models'));
       if (!alive) return;
-      const list = (res && res.data) || [];
+      const list = (res && res.items) || [];
       const tbody = h('tbody', null, list.map((m) => {
-        const st = (m.status && (m.status.value || m.status)) || 'unknown';
-        return h('tr', { 'data-test': 'router-model', 'data-name': m.id },
-          h('td.mono', null, m.id), h('td', null, statusBadge(st), m.status && m.status.failed ? h('span.reason', null, `exit code ${m.status.exit_code}`) : null),
-          h('td', null, m.source || '—'),
+        const st = m.status || 'unknown';
+        const notes = [m.pinned ? 'pinned' : null, m.idle_timeout_seconds ? `idle unload after ${m.idle_timeout_seconds} s` : null].filter(Boolean).join(', ');
+        return h('tr', { 'data-test': 'router-model', 'data-name': m.id, 'data-status': st },
+          h('td.mono', null, m.id, m.aliases && m.aliases.length ? h('div.muted', null, 'also ' + m.aliases.join(', ')) : null),
+          h('td', null, statusBadge(st), h('span.reason', { 'data-test': 'model-reason' }, modelReason(m.reason)), m.since ? h('div.muted', null, timeEl(m.since)) : null),
+          h('td', null, String(m.in_flight || 0)),
+          h('td', null, m.source || '—', notes ? h('div.muted', null, notes) : null),
           h('td', null, h('div.btn-group', null,
-            h('button.btn.btn-sm', { type: 'button', 'data-model-action': 'load', 'data-test': 'model-load', disabled: st === 'loaded' || st === 'loading' }, 'Load'),
-            h('button.btn.btn-sm', { type: 'button', 'data-model-action': 'unload', 'data-test': 'model-unload', disabled: st === 'unloaded' }, 'Unload'))));
+            h('button.btn.btn-sm', { type: 'button', 'data-model-action': 'load', 'data-test': 'model-load', disabled: st === 'loaded' || st === 'loading' || st === 'sleeping' }, 'Load'),
+            h('button.btn.btn-sm', { type: 'button', 'data-model-action': 'unload', 'data-test': 'model-unload', disabled: st === 'unloaded' || st === 'failed' || !res.running }, 'Unload'))));
       }));
       tbody.addEventListener('click', async (e) => {
         const b = e.target.closest('button[data-model-action]');
@@ -249,19 +260,19 @@ export function mount(root, { name }) {
         const model = b.closest('tr').dataset.name;
         b.disabled = true;
         try {
-          await api.post(path('llama-cpp', name, 'models', model, b.dataset.modelAction));
-          toast(`${b.dataset.modelAction === 'load' ? 'Loading' : 'Unloading'} ${model}`, 'ok');
+          await api.post(path('instances', name, 'models', model, b.dataset.modelAction));
+          toast(`${b.dataset.modelAction === 'load' ? 'Loaded' : 'Unloaded'} ${model}`, 'ok');
         } catch (err) { toastError(`${b.dataset.modelAction} ${model}`, err); }
         loadModels();
       });
-      // Sub-model states have no event here: while one loads, look again shortly.
-      const busy = list.some((m) => ((m.status && (m.status.value || m.status)) || '') === 'loading');
-      if (busy && currentTab === 'models') modelsTimer = setTimeout(loadModels, 2000);
-      replace(modelsPanel, list.length === 0 ? h('p.muted', null, 'The router lists no models (see models_dir and the router presets).') :
-        h('div.table-wrap', null, h('table.table', null, h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', null, 'Status'), h('th', null, 'Source'), h('th', null, 'Actions'))), tbody)),
+      const limit = res.models_max == null ? 'no limit' : `at most ${res.models_max} loaded at once`;
+      replace(modelsPanel,
+        h('p.muted', null, (res.running ? 'The router runs' : 'The instance is stopped: Load starts it') + ` — ${limit}.`),
+        list.length === 0 ? h('p.muted', null, 'The router lists no models (see models_dir and the router presets).') :
+          h('div.table-wrap', null, h('table.table', null, h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', null, 'Status'), h('th', null, 'In flight'), h('th', null, 'Source'), h('th', null, 'Actions'))), tbody)),
         h('p', null, h('button.btn.btn-sm', { type: 'button', on: { click: loadModels } }, 'Refresh list')));
     } catch (err) {
-      if (alive) replace(modelsPanel, h('div.notice', null, err.code === 'not_running' || err.status === 503 ? 'The instance is not running: start it to see and load its models.' : 'The models could not be listed: ' + err.message));
+      if (alive) replace(modelsPanel, h('div.notice', null, 'The models could not be listed: ' + err.message));
     }
   }
 
@@ -282,6 +293,12 @@ export function mount(root, { name }) {
       clearTimeout(detailTimer);
       detailTimer = setTimeout(loadInstance, 400);
       if (currentTab === 'models' && ev.to === 'running') loadModels();
+    }),
+    events.on('model', (ev) => {
+      if (ev && ev.instance === name && currentTab === 'models') {
+        clearTimeout(modelsTimer);
+        modelsTimer = setTimeout(loadModels, 150);
+      }
     }),
     events.on('activity', (rec) => {
       if (rec && rec.instance === name && currentTab === 'activity') {

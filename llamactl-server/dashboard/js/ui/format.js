@@ -138,7 +138,7 @@ export function isRouter(inst) {
   const o = inst && inst.options;
   if (!o || o.backend_type !== 'llama_cpp') return false;
   const b = o.backend_options || {};
-  return !(b.model || b.m || b.hf_repo || b.hf || b.hfr);
+  return !(b.model || b.m || b.hf_repo || b.hf || b.hfr || b.model_url || b.mu);
 }
 
 /**
