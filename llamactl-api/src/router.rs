@@ -52,3 +52,26 @@ pub struct SubModelList {
     /// Its models, by id.
     pub items: Vec<SubModelInfo>,
 }
+
+/// One entry of `GET /api/v1/instances/{name}/models/events`: a model's status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubModelEventInfo {
+    /// Increasing id (page with `after_id`).
+    pub id: i64,
+    /// The router instance.
+    pub instance: String,
+    /// The model's id.
+    pub model: String,
+    /// Status before (`null`: first seen).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "loading"))]
+    pub from: Option<SubModelStatus>,
+    /// Status after.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "loaded"))]
+    pub to: SubModelStatus,
+    /// Why (`{"kind": "ready"}`, `{"kind": "evicted", "by": "beta"}`, ...).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub reason: SubModelReason,
+    /// When.
+    pub at: DateTime<Utc>,
+}

@@ -247,11 +247,12 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         Some(config.data_dir().join(SESSIONS_FILE)),
         Duration::from_secs(config.auth.session_hours.saturating_mul(3600)),
     ));
-    let routers = Routers::start(manager.clone(), ROUTER_POLL);
+    let routers = Routers::start(manager.clone(), ROUTER_POLL, Some(db.clone()));
     let state = AppState {
         manager,
         routers,
         stopping: CancellationToken::new(),
+        model_events: db.clone(),
         keys,
         history,
         activity,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use llamactl_core::db::ActivityStore;
+use llamactl_core::db::{ActivityStore, SubModelEventStore};
 use llamactl_core::router::Routers;
 use llamactl_core::{ApiKeyStore, Manager};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -30,6 +30,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// The records of proxied requests (the same store as the manager's database).
     pub history: Arc<dyn ActivityStore>,
+    /// The events log of router instances' models (the same store as the manager's database).
+    pub model_events: Arc<dyn SubModelEventStore>,
     /// The recorder of proxied requests, when recording is on.
     pub activity: Option<Arc<Activity>>,
     /// The reverse proxy.

@@ -178,6 +178,18 @@ impl Browser {
         self.find(name).await.click().await.unwrap();
     }
 
+    /// Clicks the element matching `css`, again if a re-render replaced it under the click.
+    pub async fn click_css(&self, css: &str) {
+        for _ in 0..5 {
+            if self.find_css(css).await.click().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let saved = self.save_failure("click").await;
+        panic!("{css} could not be clicked; {saved}");
+    }
+
     /// Ends the session and the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;

@@ -138,3 +138,39 @@ async fn the_playground_streams_a_reply_from_llama_server() {
     assert!(!ttft.is_empty());
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_router_s_models_are_shown_and_loaded_and_unloaded_from_its_page() {
+    let folder = llamactl_tests::router::models_folder();
+    let server = TestServer::start(|_| {}).await;
+    let options = llamactl_tests::router::router_options(folder.path(), 2, json!({}));
+    create_instance(&server.base, "r", &options).await;
+    let browser = signed_in(&server.base).await;
+    browser.client.goto(&format!("{}/#/instances/r", server.base)).await.unwrap();
+    browser.click("tab-models").await;
+    // Stopped: Load starts the instance, then loads the model; the row follows the events.
+    let model_row = |name: &str, status: &str| {
+        format!(
+            "document.querySelector('[data-test=\"router-model\"][data-name=\"{name}\"][data-status=\"{status}\"]') !== null"
+        )
+    };
+    browser.wait_text("[data-test=\"router-models\"]", |t| t.contains("stopped")).await;
+    let start = server.manage(Method::POST, "/api/v1/instances/r/start").send().await.unwrap();
+    assert_eq!(start.status(), 200);
+    browser.wait_true(&model_row("alpha", "unloaded")).await;
+    browser.click_css("[data-test=\"router-model\"][data-name=\"alpha\"] [data-test=\"model-load\"]").await;
+    browser.wait_true(&model_row("alpha", "loaded")).await;
+    let alpha = llamactl_tests::router::sub_model(&server.base, "r", "alpha").await;
+    assert_eq!(alpha["status"], "loaded", "the page's Load loaded it: {alpha}");
+    // A load made elsewhere shows without a reload.
+    let load = server.manage(Method::POST, "/api/v1/instances/r/models/beta/load").send().await.unwrap();
+    assert_eq!(load.status(), 200);
+    browser.wait_true(&model_row("beta", "loaded")).await;
+    browser.click_css("[data-test=\"router-model\"][data-name=\"alpha\"] [data-test=\"model-unload\"]").await;
+    browser.wait_true(&model_row("alpha", "unloaded")).await;
+    let reason = browser
+        .wait_text("[data-test=\"router-model\"][data-name=\"alpha\"] [data-test=\"model-reason\"]", |t| !t.is_empty())
+        .await;
+    assert_eq!(reason, "user unload");
+    browser.close().await;
+}

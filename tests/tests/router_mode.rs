@@ -168,6 +168,14 @@ async fn sub_models_are_listed_loaded_and_reached_by_every_name() {
     assert!(has("alpha", "loaded", "ready"), "{seen:#?}");
     assert!(has("alpha", "unloaded", "evicted"), "{seen:#?}");
     assert!(has("beta", "unloaded", "user_unload"), "{seen:#?}");
+    // ... and is in the instance's events log, oldest first.
+    let logged = get_json(&base, "/api/v1/instances/r/models/events?limit=1000").await;
+    let logged = logged.as_array().unwrap();
+    let position =
+        |model: &str, kind: &str| logged.iter().position(|e| e["model"] == model && e["reason"]["kind"] == kind);
+    let (ready, evicted) = (position("alpha", "ready"), position("alpha", "evicted"));
+    assert!(ready.is_some() && evicted.is_some() && ready < evicted, "{logged:#?}");
+    assert_eq!(logged[evicted.unwrap()]["reason"]["by"], "org/tiny:Q8");
     server.stop().await;
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 mod activity;
 mod resource_history;
+mod sub_model_events;
 
 use super::{
     ActivityRecord, ApiKeyRecord, ApiKeyStore, Database, DbError, EventQuery, ImportedInstance, InstanceEvent,
@@ -101,6 +102,9 @@ struct State {
     activity: BTreeMap<i64, ActivityRecord>,
     /// Resource samples in the order recorded.
     resource_samples: Vec<super::ResourceSample>,
+    /// Sub-model events in id order.
+    sub_model_events: Vec<super::SubModelEvent>,
+    last_sub_model_event_id: i64,
 }
 
 #[derive(Debug)]

@@ -2,7 +2,8 @@
 //! runtime state, transition events): all of the manager's persistence goes through it.
 //! [`ApiKeyStore`] holds the server's inference keys and their per-instance rights;
 //! [`ActivityStore`] the records of proxied requests; [`ResourceHistoryStore`] samples of the
-//! host's and the instances' CPU and memory.
+//! host's and the instances' CPU and memory; [`SubModelEventStore`] the status changes of
+//! router instances' models.
 //!
 //! All are implemented by one type, since a key's rights name the store's instances:
 //! [`SqliteDatabase`], the implementation that ships, and [`MemoryDatabase`], a plain in-memory
@@ -15,6 +16,7 @@ mod api_keys;
 mod memory;
 pub mod resource_history;
 mod sqlite;
+pub mod sub_model_events;
 
 use std::fmt;
 
@@ -32,6 +34,7 @@ pub use api_keys::{ApiKeyRecord, ApiKeyStore, InstanceRights, NewApiKey, Permiss
 pub use memory::MemoryDatabase;
 pub use resource_history::{ResourceHistoryStore, ResourceSample, ResourceScope};
 pub use sqlite::SqliteDatabase;
+pub use sub_model_events::{SUB_MODEL_EVENTS_KEPT, SubModelEvent, SubModelEventStore};
 
 /// A failed database operation.
 #[derive(Debug, thiserror::Error)]

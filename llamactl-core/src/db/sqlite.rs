@@ -24,6 +24,7 @@ mod api_keys;
 mod group_commit;
 mod lock;
 mod resource_history;
+mod sub_model_events;
 
 use api_keys::PermissionColumns;
 use group_commit::Writer;

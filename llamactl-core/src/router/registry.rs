@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::RouterClient;
 use super::models::{RouterConfig, RouterModels, SubModelView};
 use super::{RouterError, SubModelNotice};
+use crate::db::SubModelEventStore;
 use crate::manager::InstanceInfo;
 use crate::{BackendOptions, InstanceStatus, Manager};
 
@@ -38,7 +39,7 @@ struct Inner {
 /// # async fn example(manager: llamactl_core::Manager) -> Result<(), llamactl_core::router::RouterError> {
 /// use std::time::Duration;
 /// use llamactl_core::router::Routers;
-/// let routers = Routers::start(manager, Duration::from_secs(1));
+/// let routers = Routers::start(manager, Duration::from_secs(1), None);
 /// let models = routers.models("router")?;
 /// let rights = llamactl_core::manager::Rights::ALL;
 /// let lease = models.acquire("alpha", llamactl_wire::SubModelReason::OnDemand, rights, Duration::from_secs(60)).await?;
@@ -69,9 +70,10 @@ pub(crate) fn router_config(info: &InstanceInfo) -> Option<RouterConfig> {
 }
 
 impl Routers {
-    /// Follows `manager`'s router instances: each running one's list is read every `poll`.
-    /// Must be called inside a Tokio runtime.
-    pub fn start(manager: Manager, poll: Duration) -> Self {
+    /// Follows `manager`'s router instances: each running one's list is read every `poll`;
+    /// every change of a model is written to `log` when given. Must be called inside a Tokio
+    /// runtime.
+    pub fn start(manager: Manager, poll: Duration, log: Option<Arc<dyn SubModelEventStore>>) -> Self {
         let (notices, _) = broadcast::channel(1024);
         let routers = Self {
             inner: Arc::new(Inner {
@@ -83,6 +85,9 @@ impl Routers {
                 stop: CancellationToken::new(),
             }),
         };
+        if let Some(log) = log {
+            tokio::spawn(record(routers.subscribe(), log, routers.inner.stop.clone()));
+        }
         let watcher = routers.clone();
         tokio::spawn(async move { watcher.watch().await });
         routers
@@ -209,6 +214,34 @@ impl Routers {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
+        }
+    }
+}
+
+/// Writes every change to `log`, in batches of what has arrived meanwhile, until `stop`.
+async fn record(
+    mut changes: broadcast::Receiver<SubModelNotice>,
+    log: Arc<dyn SubModelEventStore>,
+    stop: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => return,
+            change = changes.recv() => change,
+        };
+        let mut batch = match first {
+            Ok(change) => vec![change],
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "sub-model events were not written: the log fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        while let Ok(change) = changes.try_recv() {
+            batch.push(change);
+        }
+        if let Err(error) = log.record_sub_model_events(&batch).await {
+            tracing::warn!(%error, events = batch.len(), "sub-model events not written");
         }
     }
 }

@@ -259,6 +259,10 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     let name = instance_name(&name)?;
     state.manager.delete(name.as_str()).await?;
     state.auth.invalidate();
+    // Its models' events go with it (a new instance of the same name starts a new log).
+    if let Err(error) = state.model_events.delete_sub_model_events(name.as_str()).await {
+        tracing::warn!(instance = %name, %error, "its models' events were not removed");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

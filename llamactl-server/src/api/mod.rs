@@ -135,6 +135,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(router_models::list))
         .routes(routes!(router_models::load))
         .routes(routes!(router_models::unload))
+        .routes(routes!(router_models::events))
         .routes(routes!(logs::logs))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::delete))

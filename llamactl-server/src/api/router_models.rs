@@ -12,10 +12,11 @@ use llamactl_core::router::{RouterError, RouterModels, SubModelView};
 use llamactl_core::{InstanceStatus, SubModelStatus};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Path;
+use super::extract::{Path, Query};
+use super::instances::EventsQuery;
 use super::instances::instance_name;
 use crate::state::AppState;
-pub use llamactl_api::router::{SubModelInfo, SubModelList};
+pub use llamactl_api::router::{SubModelEventInfo, SubModelInfo, SubModelList};
 
 /// The 400 of these routes, in the API documentation.
 const NOT_A_ROUTER: &str = "Invalid instance name (invalid_name), or not a llama.cpp router instance (not_a_router)";
@@ -148,4 +149,41 @@ pub async fn unload(
     let models = state.routers.models(&name)?;
     models.unload(&model, load_wait(&state)).await?;
     Ok(Json(info_of(&models, &model)?))
+}
+
+/// List a router instance's model changes
+///
+/// `GET /api/v1/instances/{name}/models/events`: every status change of its models, oldest
+/// first, with its typed reason (the newest 1,000 are kept).
+#[utoipa::path(get, path = "/api/v1/instances/{name}/models/events", tag = "Instances", operation_id = "listSubModelEvents",
+    params(("name" = String, Path, description = "Instance name"), EventsQuery),
+    responses(
+        (status = 200, description = "Its models' changes, oldest first", body = Vec<SubModelEventInfo>),
+        (status = 400, description = "Invalid instance name (invalid_name) or query", body = ErrorBody),
+        (status = 404, description = super::instances::NO_SUCH_INSTANCE, body = ErrorBody),
+    ),
+    security(("management_key" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<SubModelEventInfo>>, ApiError> {
+    let name = instance_name(&name)?;
+    state.manager.get(name.as_str())?;
+    let query = llamactl_core::EventQuery { after_id: query.after_id, limit: query.limit.unwrap_or(100).min(1000) };
+    let events = state.model_events.sub_model_events(name.as_str(), query).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| SubModelEventInfo {
+                id: e.id,
+                instance: e.change.instance,
+                model: e.change.model,
+                from: e.change.from,
+                to: e.change.to,
+                reason: e.change.reason,
+                at: e.change.at,
+            })
+            .collect(),
+    ))
 }
