@@ -228,7 +228,7 @@ pub(crate) fn encode_query(pairs: &[(&str, String)]) -> String {
 }
 
 /// Every byte but the unreserved ones of RFC 3986 (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
-fn percent_encode(value: &str) -> String {
+pub(crate) fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -14,6 +14,7 @@ use crate::activity::{
     ActivityFilter, ActivityGroupBy, ActivityPage, ActivityRecord, ActivityStatsResponse, InflightRequest, encode_query,
 };
 use crate::resources::{MetricsWindow, SystemInfo, SystemMetrics};
+use crate::router::{SubModelInfo, SubModelList};
 use crate::types::{
     CreateKeyRequest, CreateKeyResponse, ErrorBody, EventResponse, InstanceResponse, KeyPermissionResponse,
     KeyResponse, ModelList, NestedErrorBody, NodeResponse, ParseCommandRequest, ParseCommandResponse, StatusBody,
@@ -406,6 +407,23 @@ impl Client {
         }
         let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
         self.json(Method::GET, &instance_path(name, &format!("/events{query}"))?, None::<&()>).await
+    }
+
+    /// `GET /api/v1/instances/{name}/models`: a router instance's models.
+    pub async fn sub_models(&self, name: &str) -> Result<Answer<SubModelList>, ClientError> {
+        self.json(Method::GET, &instance_path(name, "/models")?, None::<&()>).await
+    }
+
+    /// `POST /api/v1/instances/{name}/models/{model}/load` (the instance is started if stopped).
+    pub async fn load_sub_model(&self, name: &str, model: &str) -> Result<Answer<SubModelInfo>, ClientError> {
+        let path = instance_path(name, &format!("/models/{}/load", crate::activity::percent_encode(model)))?;
+        self.json(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `POST /api/v1/instances/{name}/models/{model}/unload`
+    pub async fn unload_sub_model(&self, name: &str, model: &str) -> Result<Answer<SubModelInfo>, ClientError> {
+        let path = instance_path(name, &format!("/models/{}/unload", crate::activity::percent_encode(model)))?;
+        self.json(Method::POST, &path, None::<&()>).await
     }
 
     /// `POST /api/v1/auth/keys`

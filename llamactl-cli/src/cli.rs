@@ -251,6 +251,32 @@ pub enum InstanceCommand {
         #[arg(short = 'n', long, default_value_t = 50)]
         limit: u32,
     },
+    /// List a llama.cpp router instance's models: status, why, requests in flight, pinning.
+    ///
+    /// Example: llamactl instance models router
+    Models {
+        /// Instance name.
+        name: String,
+    },
+    /// Load a model of a router instance (starting the instance if it is stopped; the least
+    /// recently used idle model makes room under its models_max).
+    ///
+    /// Example: llamactl instance load router org/model:Q4_K_M
+    Load {
+        /// Instance name.
+        name: String,
+        /// Model id or alias.
+        model: String,
+    },
+    /// Unload a model of a router instance (refused while requests to it are in flight).
+    ///
+    /// Example: llamactl instance unload router alpha
+    Unload {
+        /// Instance name.
+        name: String,
+        /// Model id or alias.
+        model: String,
+    },
 }
 
 /// Waiting for readiness.

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use llamactl_tests::cli::Llamactl;
 use llamactl_tests::router::{
     child_pid, model_file, models_folder, router_options, sub_model, sub_models, wait_sub_model,
 };
@@ -147,6 +148,20 @@ async fn sub_models_are_listed_loaded_and_reached_by_every_name() {
     assert_eq!(raw_beta["status"]["value"], "unloaded", "the router's own list: {raw}");
     let (status, body, _) = post(&base, "/api/v1/instances/r/models/nope/load", None).await;
     assert_eq!((status, body["error"].clone()), (404, json!("model_not_found")), "{body}");
+
+    // The command line: the same models, a load by alias (an id with '/' and ':' behind it).
+    let cli = Llamactl::new(&base, Some(MANAGEMENT_KEY));
+    let loaded = cli.run(&["instance", "load", "r", "quick"]).await.ok();
+    assert!(loaded.contains("r/org/tiny:Q8: loaded"), "{loaded}");
+    let table = cli.run(&["instance", "models", "r"]).await.ok();
+    assert!(table.contains("org/tiny:Q8 (fast, quick)") && table.contains("at most 2 loaded"), "{table}");
+    let json_list = cli.run(&["instance", "models", "r", "-o", "json"]).await.ok();
+    let json_list: Value = serde_json::from_str(&json_list).unwrap();
+    assert_eq!(json_list["items"].as_array().map(Vec::len), Some(4), "{json_list}");
+    let unloaded = cli.run(&["instance", "unload", "r", "org/tiny:Q8"]).await.ok();
+    assert!(unloaded.contains("unloaded (user unload)"), "{unloaded}");
+    let refused = cli.run(&["instance", "load", "r", "nope"]).await.error(4);
+    assert!(refused.contains("no model \"nope\""), "{refused}");
 
     // An instance named like a model makes the bare name ambiguous: a 400 naming both.
     create_instance(

@@ -1,4 +1,5 @@
-//! `llamactl instance ...`: create, list, show, edit, start, stop, restart, delete, logs, events.
+//! `llamactl instance ...`: create, list, show, edit, start, stop, restart, delete, logs, events
+//! (and, in `router_models.rs`, a router's models, load, unload).
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::{InstanceCommand, OptionFlags, Output, WaitFlags};
 use crate::commands::editor::{self, Edited};
-use crate::commands::{options, wait};
+use crate::commands::{options, router_models, wait};
 use crate::error::{CliError, context};
 use crate::output::{Printer, out, show, text, time, unix_time};
 
@@ -29,6 +30,9 @@ pub async fn run(client: &Client, printer: &Printer, command: InstanceCommand) -
         InstanceCommand::Delete { name } => delete(client, printer, &name).await,
         InstanceCommand::Logs { name, lines, follow } => logs(client, printer, &name, lines, follow).await,
         InstanceCommand::Events { name, limit } => events(client, printer, &name, limit).await,
+        InstanceCommand::Models { name } => router_models::list(client, printer, &name).await,
+        InstanceCommand::Load { name, model } => router_models::change(client, printer, &name, &model, true).await,
+        InstanceCommand::Unload { name, model } => router_models::change(client, printer, &name, &model, false).await,
     }
 }
 

@@ -7,5 +7,6 @@ pub mod instance;
 pub mod key;
 pub mod misc;
 pub mod options;
+pub mod router_models;
 pub mod top;
 pub mod wait;
