@@ -4,6 +4,7 @@
 //! API; chats reach them by `instance/model`, bare name, alias and `org/name:tag` id; a stream
 //! in flight is never evicted, a pinned model stays, idle models unload, a killed child shows
 //! as failed and recovers, and every change is an event.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,18 +23,22 @@ fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
     move |m: &Value| m["status"] == status
 }
 
-/// Collects the `model` events of `/api/v1/events` in the background.
-fn follow_model_events(base: &str) -> Arc<Mutex<Vec<Value>>> {
+/// Subscribes to the server-sent events at `path` (the server has subscribed when this
+/// returns), then collects in the background the data of those whose block contains `wanted`
+/// (`""`: every one).
+async fn follow_events(base: &str, path: &str, wanted: &'static str) -> Arc<Mutex<Vec<Value>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (url, sink) = (format!("{base}/api/v1/events"), seen.clone());
+    let sink = seen.clone();
+    let mut response =
+        reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(MANAGEMENT_KEY).send().await.unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
     tokio::spawn(async move {
-        let mut response = reqwest::Client::new().get(url).bearer_auth(MANAGEMENT_KEY).send().await.unwrap();
         let mut text = String::new();
         while let Ok(Some(chunk)) = response.chunk().await {
             text.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = text.find("\n\n") {
                 let event: String = text.drain(..end + 2).collect();
-                if event.contains("event: model")
+                if event.contains(wanted)
                     && let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: "))
                 {
                     sink.lock().unwrap().push(serde_json::from_str(data).unwrap());
@@ -76,7 +81,8 @@ async fn sub_models_are_listed_loaded_and_reached_by_every_name() {
     let folder = models_folder();
     let server = TestServer::start(|_| {}).await;
     let base = server.base.clone();
-    let events = follow_model_events(&base);
+    let events = follow_events(&base, "/api/v1/events", "event: model").await;
+    let router_events = follow_events(&base, "/models/sse", "").await;
     create_instance(&base, "r", &router_options(folder.path(), 2, json!({}))).await;
 
     // Stopped, never run: a router instance with no models seen yet.
@@ -183,6 +189,11 @@ async fn sub_models_are_listed_loaded_and_reached_by_every_name() {
     assert!(has("alpha", "loaded", "ready"), "{seen:#?}");
     assert!(has("alpha", "unloaded", "evicted"), "{seen:#?}");
     assert!(has("beta", "unloaded", "user_unload"), "{seen:#?}");
+    // The router-compatible stream said it in llama-server's words.
+    let compat_seen = router_events.lock().unwrap().clone();
+    let loaded = json!({"model": "r/alpha", "event": "status_change", "data": {"status": "loaded"}});
+    assert!(compat_seen.contains(&loaded), "{compat_seen:#?}");
+    assert!(compat_seen.iter().any(|e| e["model"] == "r" && e["data"]["status"] == "loaded"), "{compat_seen:#?}");
     // ... and is in the instance's events log, oldest first.
     let logged = get_json(&base, "/api/v1/instances/r/models/events?limit=1000").await;
     let logged = logged.as_array().unwrap();
@@ -205,10 +216,11 @@ async fn a_stream_in_flight_is_never_evicted_and_a_pinned_model_stays() {
         let (status, body) = chat(&base, Some(model)).await;
         assert_chat_completion(status, &body);
     }
-    // A long answer (every token with its 200 most likely alternatives, ~30 MB) read one
-    // chunk at a time: it stays in flight while the client does not read.
+    // A long answer (every token with its 400 most likely alternatives, ~60 MB, more than the
+    // sockets on its way hold) read one chunk at a time: it stays in flight while the client
+    // does not read.
     let body = json!({"model": "r/alpha", "prompt": "Hello", "max_tokens": 2000, "ignore_eos": true,
-        "stream": true, "n_probs": 200});
+        "stream": true, "n_probs": 400});
     let mut stream =
         http().post(format!("{base}/v1/completions")).bearer_auth(MANAGEMENT_KEY).json(&body).send().await.unwrap();
     assert_eq!(stream.status().as_u16(), 200);
