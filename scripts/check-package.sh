@@ -23,6 +23,12 @@ source "$backends/env.sh"
 # The tests crate and the fuzz targets are not published (publish = false / their own workspace).
 allow_dirty=()
 if [ "${CI:-}" != true ]; then allow_dirty=(--allow-dirty); fi
+# Earlier runs leave our own crates behind, under the same version: in target/package (with its
+# temporary registry) and unpacked in cargo's registry cache, where verification would take them
+# instead of the crates packaged now. Remove both first.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$CARGO_TARGET_DIR/package"
+rm -rf "$cargo_home"/registry/src/*/llamactl-* "$cargo_home"/registry/cache/*/llamactl-*
 cargo package --workspace --exclude llamactl-tests --locked --offline "${allow_dirty[@]}"
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

@@ -313,3 +313,43 @@ async fn idle_models_unload_and_a_killed_child_fails_then_recovers() {
     assert!(list["items"].as_array().unwrap().iter().all(|m| m["status"] == "unloaded"), "{list}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn new_presets_and_sub_models_take_effect_without_a_restart() {
+    let folder = models_folder();
+    let server = TestServer::start(|_| {}).await;
+    let base = server.base.clone();
+    let mut options = router_options(folder.path(), 2, json!({}));
+    create_instance(&base, "r", &options).await;
+    let (status, body) = chat(&base, Some("r/alpha")).await;
+    assert_chat_completion(status, &body);
+    let child = child_pid(&model_file(folder.path(), "alpha")).expect("alpha's child process");
+    let router_pid = get_json(&base, "/api/v1/instances/r").await["pid"].clone();
+
+    // A new preset section and a pin: stored, in effect, and nothing restarted.
+    let preset = format!(
+        "{}\n[extra]\nmodel = {}\n",
+        options["preset_ini"].as_str().unwrap(),
+        model_file(folder.path(), "gamma").display()
+    );
+    options["preset_ini"] = json!(preset);
+    options["sub_models"] = json!({"alpha": {"pinned": true}});
+    let replaced = server.manage(reqwest::Method::PUT, "/api/v1/instances/r").json(&options).send().await.unwrap();
+    assert_eq!(replaced.status().as_u16(), 200);
+    let extra = wait_sub_model(&base, "r", "extra", Duration::from_secs(10), |m| !m.is_null()).await;
+    assert_eq!((extra["status"].clone(), extra["source"].clone()), (json!("unloaded"), json!("preset")), "{extra}");
+    let alpha = sub_model(&base, "r", "alpha").await;
+    assert_eq!((alpha["status"].clone(), alpha["pinned"].clone()), (json!("loaded"), json!(true)), "{alpha}");
+    assert_eq!(child_pid(&model_file(folder.path(), "alpha")), Some(child), "alpha's process was not replaced");
+    assert_eq!(get_json(&base, "/api/v1/instances/r").await["pid"], router_pid, "the router was not restarted");
+    let (status, body) = chat(&base, Some("extra")).await;
+    assert_chat_completion(status, &body);
+
+    // A change of the router's own flags restarts it, as any other change does.
+    options["backend_options"]["ctx_size"] = json!(1024);
+    let replaced = server.manage(reqwest::Method::PUT, "/api/v1/instances/r").json(&options).send().await.unwrap();
+    assert_eq!(replaced.status().as_u16(), 200);
+    let restarted = get_json(&base, "/api/v1/instances/r").await;
+    assert_ne!(restarted["pid"], router_pid, "{restarted}");
+    server.stop().await;
+}

@@ -6,7 +6,7 @@
 mod adopted;
 mod group;
 mod identity;
-mod runtime;
+pub(crate) mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

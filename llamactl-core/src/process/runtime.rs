@@ -69,26 +69,35 @@ pub fn launch_process(launch: Launch<'_>, logs: Arc<LogStore>) -> Result<Box<dyn
     }
 }
 
-/// Writes a llama.cpp instance's `preset_ini` to the file its router reads (`--models-preset`):
-/// beside its output file (`<logs dir>/<name>.preset.ini`), else in the temporary folder.
-/// Written at every start, so an edit takes effect at the next one.
+/// Writes a llama.cpp instance's `preset_ini` to the file its router reads (`--models-preset`),
+/// [`preset_path`]. Written at every start (and by a live preset reload), so an edit takes
+/// effect.
 fn write_preset(launch: &Launch<'_>) -> Result<Option<PathBuf>, LaunchError> {
     let Some(text) = &launch.options.preset_ini else { return Ok(None) };
     if launch.options.backend.backend_type() != BackendType::LlamaCpp {
         return Ok(None);
     }
-    let file = format!("{}.preset.ini", launch.name);
-    let path = match launch.output.and_then(Path::parent) {
+    let path = preset_path(launch.output, launch.name);
+    write_preset_file(&path, text).map_err(LaunchError::refused)?;
+    Ok(Some(path))
+}
+
+/// Where instance `name`'s router presets are written: beside its output file
+/// (`<logs dir>/<name>.preset.ini`), else in the temporary folder.
+pub(crate) fn preset_path(output: Option<&Path>, name: &str) -> PathBuf {
+    let file = format!("{name}.preset.ini");
+    match output.and_then(Path::parent) {
         Some(dir) => dir.join(file),
         None => std::env::temp_dir().join(format!("llamactl-{}-{file}", std::process::id())),
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| LaunchError::refused(format!("cannot create the folder {}: {e}", dir.display())))?;
     }
-    std::fs::write(&path, text)
-        .map_err(|e| LaunchError::refused(format!("cannot write the preset file {}: {e}", path.display())))?;
-    Ok(Some(path))
+}
+
+/// Writes `text` to `path`, creating its folder; the error says which file.
+pub(crate) fn write_preset_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the folder {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write the preset file {}: {e}", path.display()))
 }
 
 #[async_trait]

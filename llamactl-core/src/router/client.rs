@@ -44,6 +44,13 @@ impl RouterClient {
         parse_listing(&body).ok_or_else(|| RouterError::Unreachable("its model list is not a list".into()))
     }
 
+    /// Asks the router to read its model sources again (`GET /models?reload=1`): new preset
+    /// sections appear, the models it runs keep running.
+    pub async fn reload(&self) -> Result<Vec<ListedModel>, RouterError> {
+        let body = self.call(Method::GET, "/models?reload=1", None).await?;
+        parse_listing(&body).ok_or_else(|| RouterError::Unreachable("its model list is not a list".into()))
+    }
+
     /// Asks the router to load `model` (`POST /models/load`); it loads in the background.
     pub async fn load(&self, model: &str) -> Result<(), RouterError> {
         self.call(Method::POST, "/models/load", Some(json!({"model": model}))).await.map(drop)

@@ -29,6 +29,11 @@ fn readiness_uri(options: &InstanceOptions, listen: &Listen) -> Result<hyper::Ur
 }
 
 impl Actor {
+    /// The file a local process of this instance writes its output to (`None`: no logs folder).
+    pub(super) fn output_path(&self) -> Option<std::path::PathBuf> {
+        self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)))
+    }
+
     /// Checks that the instance can run here at all.
     fn runnable(&self) -> Result<Arc<InstanceOptions>, ManagerError> {
         let unsupported = |reason: String| ManagerError::Unsupported { name: self.name.to_string(), reason };
@@ -96,7 +101,7 @@ impl Actor {
         if let Err(error) = readiness_uri(&options, &listen) {
             return Err(self.start_failed(TransitionReason::Refused { error: error.clone() }, error).await);
         }
-        let output = self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)));
+        let output = self.output_path();
         let launch = Launch {
             name: self.name.as_str(),
             options: &options,
