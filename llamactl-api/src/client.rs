@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::activity::{
     ActivityFilter, ActivityGroupBy, ActivityPage, ActivityRecord, ActivityStatsResponse, InflightRequest, encode_query,
 };
+use crate::reload::ReloadReport;
 use crate::resources::{MetricsWindow, SystemInfo, SystemMetrics};
 use crate::router::{SubModelInfo, SubModelList};
 use crate::types::{
@@ -271,6 +272,23 @@ impl Client {
     /// `GET /api/v1/instances/{name}`
     pub async fn get_instance(&self, name: &str) -> Result<Answer<InstanceResponse>, ClientError> {
         self.json(Method::GET, &instance_path(name, "")?, None::<&()>).await
+    }
+
+    /// `GET /api/v1/instances/{name}?effective=true`: with `origins`, where each option came
+    /// from (a template, or `instance`).
+    pub async fn get_instance_effective(&self, name: &str) -> Result<Answer<InstanceResponse>, ClientError> {
+        self.json(Method::GET, &instance_path(name, "?effective=true")?, None::<&()>).await
+    }
+
+    /// `POST /api/v1/config/reload` (`dry_run`: `?dry_run=true`, the plan only).
+    pub async fn reload_config(&self, dry_run: bool) -> Result<Answer<ReloadReport>, ClientError> {
+        let path = if dry_run { "/api/v1/config/reload?dry_run=true" } else { "/api/v1/config/reload" };
+        self.json(Method::POST, path, None::<&()>).await
+    }
+
+    /// `GET /api/v1/config/reload`: the last reload.
+    pub async fn last_reload(&self) -> Result<Answer<ReloadReport>, ClientError> {
+        self.json(Method::GET, "/api/v1/config/reload", None::<&()>).await
     }
 
     /// `POST /api/v1/instances/{name}` with the options.

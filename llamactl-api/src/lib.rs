@@ -8,6 +8,7 @@
 
 pub mod activity;
 mod client;
+pub mod reload;
 pub mod resources;
 pub mod router;
 pub mod types;

@@ -152,6 +152,21 @@ pub struct InstanceResponse {
     pub in_flight: u32,
     /// End of the last request (while running).
     pub last_activity: Option<DateTime<Utc>>,
+    /// Who owns the definition: `api`, or the configuration file that declares it (then it
+    /// is read-only over the API).
+    #[serde(default = "api_source")]
+    pub source: String,
+    /// With `?effective=true`: for every option, by dotted path, the template it came from or
+    /// `instance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origins: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The source of an instance created over the API.
+pub const API_SOURCE: &str = "api";
+
+fn api_source() -> String {
+    API_SOURCE.to_owned()
 }
 
 impl InstanceResponse {

@@ -108,6 +108,9 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<InflightCommand>,
     },
+    /// Reload the server's configuration file, or see what a reload would do.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Show the server's version, instance counts by status and limits.
     ///
     /// Example: llamactl status
@@ -175,6 +178,9 @@ pub enum InstanceCommand {
     Show {
         /// Instance name.
         name: String,
+        /// Also say where each option came from: a template it extends, or the instance.
+        #[arg(long)]
+        effective: bool,
     },
     /// Replace an instance's options (a running instance restarts with them).
     ///
@@ -371,4 +377,25 @@ pub enum InflightCommand {
         /// Request id (see: llamactl inflight).
         id: i64,
     },
+}
+
+/// `llamactl config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show what reloading the configuration file would do, changing nothing.
+    ///
+    /// Per declared instance: create, update (restart), update (no restart), delete or
+    /// unchanged, with the options that change; per changed global setting: applied live or
+    /// needs a server restart. An invalid file is reported with its file, line and key.
+    ///
+    /// Example: llamactl config plan
+    Plan,
+    /// Reload the configuration file now (as SIGHUP does) and show what was done.
+    ///
+    /// Example: llamactl config reload
+    Reload,
+    /// Show the last reload (the server's start counts) and how it went.
+    ///
+    /// Example: llamactl config last
+    Last,
 }

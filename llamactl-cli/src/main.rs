@@ -16,7 +16,7 @@ use clap::Parser;
 use llamactl_api::{Client, ClientError};
 
 use crate::cli::{Cli, Command};
-use crate::commands::{activity, inflight, instance, key, misc, top};
+use crate::commands::{activity, config, inflight, instance, key, misc, top};
 use crate::error::CliError;
 use crate::output::Printer;
 
@@ -48,6 +48,7 @@ async fn run(cli: Cli, printer: Printer) -> Result<(), CliError> {
         Command::Inflight { command } => inflight::run(&client, &printer, command).await,
         Command::Models => misc::models(&client, &printer).await,
         Command::Status => misc::status(&client, &printer).await,
+        Command::Config(command) => config::run(&client, &printer, command).await,
         Command::Completion { .. } => Ok(()),
     }
 }

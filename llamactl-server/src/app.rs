@@ -27,6 +27,7 @@ use crate::activity::Activity;
 use crate::auth::session::Sessions;
 use crate::auth::{Authenticator, keys};
 use crate::config::{BackendConfig, Config};
+use crate::declared::{Reloader, Trigger};
 use crate::legacy_import::import_legacy_instances;
 use crate::proxy::Proxy;
 use crate::resource_history::ResourceHistory;
@@ -208,6 +209,8 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
     let report = import_legacy_instances(db.as_ref(), &config.instances_dir()).await?;
     let ManagementKeys { keys: management, generated: generated_key } = management_keys(&config, &data_dir)?;
     let manager = Manager::open(config.manager_config(), db.clone()).await.context("cannot start the manager")?;
+    let config = Arc::new(config);
+    let reloader = Reloader::new(manager.clone(), config.clone());
     let auth = Arc::new(Authenticator::new(
         &management,
         config.auth.require_management_auth,
@@ -220,6 +223,11 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         config.server.max_body_bytes,
         backend_headers(&config),
     ));
+    let keys: Arc<dyn ApiKeyStore> = db.clone();
+    let history: Arc<dyn ActivityStore> = db.clone();
+    // The metrics recorder first: the activity's counters are taken from it.
+    let metrics = metrics_handle();
+    reloader.reconcile_at_boot().await.map_err(|error| anyhow::anyhow!("the declared instances: {error}"))?;
     let startup = Startup {
         address,
         database,
@@ -229,11 +237,6 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         imported: report.imported.clone(),
         dashboard: config.server.enable_dashboard,
     };
-    let config = Arc::new(config);
-    let keys: Arc<dyn ApiKeyStore> = db.clone();
-    let history: Arc<dyn ActivityStore> = db.clone();
-    // The metrics recorder first: the activity's counters are taken from it.
-    let metrics = metrics_handle();
     let activity = if config.activity.enabled {
         Some(Activity::start(history.clone(), &config.activity).await.context("cannot read the request records")?)
     } else {
@@ -257,6 +260,7 @@ pub async fn assemble_with(config: Config, db: Arc<SqliteDatabase>, address: Soc
         history,
         activity,
         config: config.clone(),
+        reloader,
         auth,
         sessions,
         proxy,
@@ -323,6 +327,9 @@ pub async fn run_with(
     let limits = crate::serve::Limits::of(&config.server);
     let address = listener.local_addr()?;
     let Assembled { router, state, db, startup } = assemble_with(config, db, address).await?;
+    // Before the server says it is up: a SIGHUP sent after that reloads, never kills it.
+    let hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // A closed stdout is no reason to stop serving.
     let _ = std::io::stdout().write_all(startup.to_string().as_bytes());
     let _ = std::io::stdout().flush();
@@ -333,6 +340,7 @@ pub async fn run_with(
         shutdown.await;
         trigger.cancel();
     });
+    tokio::spawn(reload_on_hangup(hangups, state.reloader.clone(), stop.clone()));
     tokio::select! {
         () = crate::serve::serve(listener, router, limits, stop.clone()) => {}
         () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -344,4 +352,19 @@ pub async fn run_with(
     state.manager.shutdown().await;
     db.close().await;
     Ok(())
+}
+
+/// Reloads the configuration at every SIGHUP until the server stops.
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Arc<Reloader>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                reloader.reload(Trigger::Signal, false).await;
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod declared;
 pub mod legacy_import;
 pub mod proxy;
 pub mod resource_history;

@@ -12,6 +12,7 @@ use crate::activity::Activity;
 use crate::auth::Authenticator;
 use crate::auth::session::Sessions;
 use crate::config::Config;
+use crate::declared::Reloader;
 use crate::proxy::Proxy;
 use crate::resource_history::ResourceHistory;
 
@@ -22,8 +23,11 @@ pub struct AppState {
     pub manager: Manager,
     /// The inference API keys (the same store as the manager's database).
     pub keys: Arc<dyn ApiKeyStore>,
-    /// The configuration the server runs with.
+    /// The configuration the server started with (its declarations, templates and reload
+    /// settings in force are the reloader's).
     pub config: Arc<Config>,
+    /// Reloads of the configuration file: plans, applies, and the last one.
+    pub reloader: Arc<Reloader>,
     /// Key verification.
     pub auth: Arc<Authenticator>,
     /// The dashboard's sign-ins.

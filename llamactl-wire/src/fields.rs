@@ -25,4 +25,7 @@ pub const INSTANCE_FIELDS: &[&str] = &[
     "nodes",
     "preset_ini",
     "sub_models",
+    "description",
+    "extends",
+    "declared_in",
 ];

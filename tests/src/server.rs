@@ -145,9 +145,14 @@ impl SpawnedServer {
         let file = dir.join("llamactl.yaml");
         // JSON is YAML.
         std::fs::write(&file, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        Self::start_with_file(program, &file, log)
+    }
+
+    /// Starts `program` with the configuration file `file` as it is; its log goes to `log`.
+    pub fn start_with_file(program: &Path, file: &Path, log: impl Into<Stdio>) -> Self {
         let mut child = Command::new(program)
             .arg("--config")
-            .arg(&file)
+            .arg(file)
             .env_remove("LLAMACTL_CONFIG_PATH")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
@@ -182,6 +187,12 @@ impl SpawnedServer {
     /// A request builder with the management key.
     pub fn manage(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         http().request(method, format!("{}{path}", self.base)).bearer_auth(MANAGEMENT_KEY)
+    }
+
+    /// Sends the server SIGHUP (a configuration reload).
+    pub fn hang_up(&self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     }
 
     /// SIGTERM, then waits for the exit; returns whether it exited successfully.

@@ -20,7 +20,7 @@ pub async fn run(client: &Client, printer: &Printer, command: InstanceCommand) -
     match command {
         InstanceCommand::Create { name, options, start } => create(client, printer, &name, &options, start).await,
         InstanceCommand::List => list(client, printer).await,
-        InstanceCommand::Show { name } => show_one(client, printer, &name).await,
+        InstanceCommand::Show { name, effective } => show_one(client, printer, &name, effective).await,
         InstanceCommand::Edit { name, options } => edit(client, printer, &name, &options).await,
         InstanceCommand::Start { name, wait } => lifecycle(client, printer, &name, Lifecycle::Start, &wait).await,
         InstanceCommand::Stop { name } => {
@@ -154,6 +154,11 @@ fn describe(printer: &Printer, instance: &InstanceResponse) {
     if let Some(error) = &instance.options_error {
         rows.push(("Options error", error.clone()));
     }
+    rows.insert(1, ("Source", instance.source.clone()));
+    let options = instance.options.as_ref().and_then(|o| serde_json::to_value(o).ok());
+    if let Some(description) = options.as_ref().and_then(|o| o.get("description")).and_then(Value::as_str) {
+        rows.insert(2, ("Description", description.to_owned()));
+    }
     printer.fields(&rows);
     if let Some(options) = &instance.options {
         out("Options:");
@@ -161,10 +166,18 @@ fn describe(printer: &Printer, instance: &InstanceResponse) {
             out(&format!("  {line}"));
         }
     }
+    if let Some(origins) = &instance.origins {
+        out("Where each option comes from:");
+        let width = origins.keys().map(String::len).max().unwrap_or(0);
+        for (key, origin) in origins {
+            out(&format!("  {key:<width$}  {origin}"));
+        }
+    }
 }
 
-async fn show_one(client: &Client, printer: &Printer, name: &str) -> Result<(), CliError> {
-    let instance = client.get_instance(name).await.map_err(context(format!("cannot show instance {name}")))?;
+async fn show_one(client: &Client, printer: &Printer, name: &str, effective: bool) -> Result<(), CliError> {
+    let instance = if effective { client.get_instance_effective(name).await } else { client.get_instance(name).await };
+    let instance = instance.map_err(context(format!("cannot show instance {name}")))?;
     printer.print(&instance.raw, |p| {
         if p.quiet {
             out(instance.status.as_str());

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod activity;
+pub mod config;
 pub mod editor;
 pub mod inflight;
 pub mod instance;

@@ -182,7 +182,9 @@ impl DockerEngine {
         // Configured environment, then the backend's, then the instance's own: the instance wins.
         let mut env = run.environment.clone();
         env.extend(command.environment);
-        let options_json = serde_json::to_string(options).unwrap_or_default();
+        // The fingerprint covers what runs only: a new description or idle timeout does not
+        // make the container look changed at the next adoption.
+        let options_json = serde_json::to_string(&options.run_part()).unwrap_or_default();
         Ok(ContainerSpec {
             name: spec::container_name(&self.manager_id, launch.name),
             image,

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 #[derive(Debug)]
@@ -20,6 +21,8 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Activity {
     state: Mutex<State>,
+    /// Woken when the last request in flight ends (for [`Activity::drained`]).
+    idle: Notify,
 }
 
 /// Marks one request in flight; dropping it ends the request and counts as activity.
@@ -33,12 +36,20 @@ impl Drop for ActivityGuard {
         let mut state = self.activity.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
         state.last = Instant::now();
+        let last_one = state.in_flight == 0;
+        drop(state);
+        if last_one {
+            self.activity.idle.notify_waiters();
+        }
     }
 }
 
 impl Activity {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { in_flight: 0, last: Instant::now(), open: false }) })
+        Arc::new(Self {
+            state: Mutex::new(State { in_flight: 0, last: Instant::now(), open: false }),
+            idle: Notify::new(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -86,6 +97,23 @@ impl Activity {
         }
     }
 
+    /// Waits until no request is in flight, at most `timeout`; whether none is. Close the gate
+    /// first, or new requests may keep it busy.
+    pub(crate) async fn drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().in_flight == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.lock().in_flight == 0;
+            }
+        }
+    }
+
     /// `(in flight, last activity)`.
     pub(crate) fn snapshot(&self) -> (u32, Instant) {
         let state = self.lock();
@@ -96,6 +124,30 @@ impl Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_waits_for_the_last_request_and_no_longer_than_asked() {
+        let activity = Activity::new();
+        activity.open();
+        assert!(activity.drained(Duration::from_secs(1)).await, "nothing in flight: drained at once");
+        let first = activity.try_enter().unwrap();
+        let second = activity.try_enter().unwrap();
+        activity.close();
+        let waiting = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.drained(Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "one request is still in flight");
+        drop(second);
+        assert!(waiting.await.unwrap());
+        let _stuck = activity.enter();
+        let started = Instant::now();
+        assert!(!activity.drained(Duration::from_secs(5)).await, "a request that never ends: not drained");
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
 
     #[test]
     fn the_gate_and_idle_closing_agree() {

@@ -238,7 +238,7 @@ async fn check_container(
     if ctx.runtime.kind_for(options) != RuntimeKind::Docker {
         return Err("its options now say it runs as a local process".into());
     }
-    let expected = crate::docker::spec::options_hash(&serde_json::to_string(options).unwrap_or_default());
+    let expected = crate::docker::spec::options_hash(&serde_json::to_string(&options.run_part()).unwrap_or_default());
     if container.options_hash != expected {
         return Err("its options changed while no manager ran".into());
     }

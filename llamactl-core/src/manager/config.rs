@@ -102,6 +102,9 @@ pub struct ManagerConfig {
     pub stop_grace: Duration,
     /// Time allowed after SIGKILL.
     pub kill_timeout: Duration,
+    /// How long a running instance whose new options need a restart lets the requests in
+    /// flight finish first (new ones wait for the restart); past it they are cut.
+    pub drain_timeout: Duration,
     /// Uptime after which the restart counter starts over.
     pub restart_reset_after: Duration,
     /// Longest delay between automatic restarts.
@@ -135,6 +138,7 @@ impl Default for ManagerConfig {
             readiness_interval: Duration::from_millis(20),
             stop_grace: Duration::from_secs(30),
             kill_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
             restart_reset_after: Duration::from_secs(60),
             max_restart_delay: Duration::from_secs(300),
             logs_dir: None,

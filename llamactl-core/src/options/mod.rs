@@ -26,6 +26,7 @@ mod mlx_lm;
 mod parse_command;
 mod sub_models;
 mod validate;
+pub use validate::MAX_DESCRIPTION_CHARS;
 mod vllm;
 
 use std::collections::BTreeMap;
@@ -253,6 +254,15 @@ pub struct InstanceOptions {
     /// How llamactl schedules a router instance's models (idle unload, pinning), keyed by
     /// model id or `"*"`.
     pub sub_models: BTreeMap<String, SubModelOptions>,
+    /// Free text about the instance, for people (changing it never restarts anything).
+    pub description: Option<String>,
+    /// The templates these options were merged from, in order (`extends: [a, b]`), as given;
+    /// the options themselves are already the merged result.
+    pub extends: Vec<String>,
+    /// The configuration file that declares this instance (`None`: created over the API or by
+    /// the library's caller). Set by the server, never by a client; such an instance's
+    /// definition is read-only over the API.
+    pub declared_in: Option<String>,
     /// Fields this version does not know, kept verbatim.
     pub unknown: Map<String, Value>,
 }
@@ -302,6 +312,9 @@ impl InstanceOptions {
             nodes: Vec::new(),
             preset_ini: None,
             sub_models: BTreeMap::new(),
+            description: None,
+            extends: Vec::new(),
+            declared_in: None,
             unknown: Map::new(),
         }
     }
@@ -400,6 +413,9 @@ impl InstanceOptions {
             nodes: field(map, "nodes")?.unwrap_or_default(),
             preset_ini: field(map, "preset_ini")?,
             sub_models: sub_models::parse(map.get("sub_models"))?,
+            description: field(map, "description")?,
+            extends: field(map, "extends")?.unwrap_or_default(),
+            declared_in: field(map, "declared_in")?,
             unknown,
         })
     }
@@ -447,6 +463,9 @@ impl InstanceOptions {
         put("nodes", (!self.nodes.is_empty()).then(|| Value::from(self.nodes.clone())));
         put("preset_ini", self.preset_ini.clone().map(Value::from));
         put("sub_models", sub_models::render(&self.sub_models));
+        put("description", self.description.clone().map(Value::from));
+        put("extends", (!self.extends.is_empty()).then(|| Value::from(self.extends.clone())));
+        put("declared_in", self.declared_in.clone().map(Value::from));
         for (key, value) in &self.unknown {
             map.insert(key.clone(), value.clone());
         }

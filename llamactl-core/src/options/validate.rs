@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::{BackendOptions, BackendType, InstanceOptions, OptionsError};
 
+/// Longest `description` accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
 impl InstanceOptions {
     /// Semantic checks: required fields, ranges and combinations. Errors name the field.
     pub fn validate(&self) -> Result<(), OptionsError> {
@@ -56,6 +59,19 @@ impl InstanceOptions {
         }
         if self.sub_models.keys().any(|k| k.trim().is_empty()) {
             return Err(OptionsError::invalid("sub_models", "a model id must not be empty"));
+        }
+        if let Some(description) = &self.description
+            && (description.chars().count() > MAX_DESCRIPTION_CHARS || description.contains('\0'))
+        {
+            return Err(OptionsError::invalid(
+                "description",
+                format!("at most {MAX_DESCRIPTION_CHARS} characters, and no NUL"),
+            ));
+        }
+        for (i, template) in self.extends.iter().enumerate() {
+            if template.trim().is_empty() {
+                return Err(OptionsError::invalid(format!("extends[{i}]"), "a template name must not be empty"));
+            }
         }
         if self.startup_timeout == Some(Duration::ZERO) {
             return Err(OptionsError::invalid("startup_timeout", "must be greater than zero"));

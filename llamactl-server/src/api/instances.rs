@@ -18,6 +18,7 @@ use super::extract::Query;
 use super::extract::check_json_content_type;
 use super::wire::{event_response, instance_response, instance_view_response};
 use crate::api::body::read_body;
+use crate::declared::templates::{origins_of_merged, resolve};
 use crate::state::AppState;
 pub use llamactl_api::types::{EventResponse, InstanceResponse};
 
@@ -108,14 +109,51 @@ const OPTIONS_BODY: &str = "Instance options, the Go llamactl's JSON. The body i
     application/x-www-form-urlencoded (curl -d), text/plain and application/octet-stream are accepted; \
     any other type (multipart/form-data, XML, ...) is refused with 415.";
 
-/// Options from a request body: JSON, known fields only, valid; errors name the field.
-pub(crate) fn options_from_body(body: &[u8]) -> Result<InstanceOptions, ApiError> {
+/// Options from a request body: JSON, known fields only, valid; errors name the field. With
+/// `extends`, merged over the configured templates as they are now.
+pub(crate) fn options_from_body(state: &AppState, name: &str, body: &[u8]) -> Result<InstanceOptions, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    if value.get("declared_in").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError {
+            field: Some("declared_in".into()),
+            ..ApiError::bad_request(
+                "invalid_options",
+                "declared_in: set by llamactl for instances declared in its configuration; leave it out",
+            )
+        });
+    }
+    let value = match value.get("extends") {
+        Some(extends) if !extends.is_null() => {
+            let templates = &state.reloader.config().templates;
+            resolve(templates, name, &value)
+                .map_err(|e| ApiError {
+                    field: Some("extends".into()),
+                    ..ApiError::bad_request("invalid_options", e.to_string())
+                })?
+                .value
+        }
+        _ => value,
+    };
     let options = InstanceOptions::from_json_value(&value)?;
     options.reject_unknown_fields()?;
     options.validate()?;
     Ok(options)
+}
+
+/// A declared instance's definition belongs to its file: 409 naming it.
+fn refuse_if_declared(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let info = state.manager.get(name)?;
+    match info.state.options.as_ref().ok().and_then(|o| o.declared_in.clone()) {
+        Some(file) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "declared",
+            format!(
+                "instance {name} is declared in {file}: change it there, then reload the configuration (POST /api/v1/config/reload or SIGHUP)"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// List the instances
@@ -176,16 +214,39 @@ fn list_pieces(manager: llamactl_core::Manager) -> impl futures::Stream<Item = R
 ///
 /// `GET /api/v1/instances/{name}`: its options, status, port and restart count.
 #[utoipa::path(get, path = "/api/v1/instances/{name}", tag = "Instances", operation_id = "getInstance",
-    params(("name" = String, Path, description = "Instance name")),
+    params(("name" = String, Path, description = "Instance name"), GetQuery),
     responses(
         (status = 200, description = "The instance", body = InstanceResponse),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
         (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
     ),
     security(("management_key" = [])))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<InstanceResponse>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<GetQuery>,
+) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
-    Ok(Json(instance_response(&state.manager.get(name.as_str())?)))
+    let mut response = instance_response(&state.manager.get(name.as_str())?);
+    if query.effective.unwrap_or(false) {
+        let options = response.options.as_ref().and_then(|o| serde_json::to_value(o).ok()).unwrap_or_default();
+        let origins = match state.reloader.declared_origins(name.as_str()) {
+            Some(origins) => origins,
+            None => origins_of_merged(&state.reloader.config().templates, name.as_str(), &options),
+        };
+        response.origins = Some(origins);
+    }
+    Ok(Json(response))
+}
+
+/// Query of `GET /api/v1/instances/{name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GetQuery {
+    /// Also say where each option came from (`origins`: a template, or `instance`): for a
+    /// declared instance as its file says; for one created over the API with `extends`, a
+    /// value equal to what its templates give now is credited to them. The options are always
+    /// the effective, merged ones.
+    pub effective: Option<bool>,
 }
 
 /// Create an instance
@@ -211,7 +272,7 @@ pub async fn create(
     let name = instance_name(&name)?;
     check_json_content_type(&headers)?;
     let body = read_body(body, state.proxy.max_body()).await?;
-    let options = options_from_body(&body)?;
+    let options = options_from_body(&state, name.as_str(), &body)?;
     let info = state.manager.create(name, options).await?;
     Ok((StatusCode::CREATED, Json(instance_response(&info))))
 }
@@ -226,7 +287,7 @@ pub async fn create(
         (status = 200, description = "The instance with its new options", body = InstanceResponse),
         (status = 400, description = "Invalid name (invalid_name) or options (invalid_json, invalid_options; the field is named)", body = ErrorBody),
         (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
-        (status = 409, description = "The new options pin a port another instance has (port_conflict)", body = ErrorBody),
+        (status = 409, description = "The new options pin a port another instance has (port_conflict), or the instance is declared in the configuration (declared)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = UNSUPPORTED_TYPE, body = ErrorBody),
     ),
@@ -239,8 +300,9 @@ pub async fn update(
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let name = instance_name(&name)?;
     check_json_content_type(&headers)?;
+    refuse_if_declared(&state, name.as_str())?;
     let body = read_body(body, state.proxy.max_body()).await?;
-    let options = options_from_body(&body)?;
+    let options = options_from_body(&state, name.as_str(), &body)?;
     Ok(Json(instance_response(&state.manager.update(name.as_str(), options).await?)))
 }
 
@@ -253,10 +315,12 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = INVALID_NAME, body = ErrorBody),
         (status = 404, description = NO_SUCH_INSTANCE, body = ErrorBody),
+        (status = 409, description = "The instance is declared in the configuration (declared)", body = ErrorBody),
     ),
     security(("management_key" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     let name = instance_name(&name)?;
+    refuse_if_declared(&state, name.as_str())?;
     state.manager.delete(name.as_str()).await?;
     state.auth.invalidate();
     // Its models' events go with it (a new instance of the same name starts a new log).

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod backends;
 pub mod body;
+pub mod config_reload;
 pub mod error;
 pub mod extract;
 pub mod instances;
@@ -151,6 +152,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(backends::router_unload))
         .routes(routes!(system::version))
         .routes(routes!(system::config))
+        .routes(routes!(config_reload::reload, config_reload::last))
         .routes(routes!(system::nodes))
         .routes(routes!(system::node))
         .routes(routes!(system::events))

@@ -69,7 +69,7 @@ pub async fn version() -> impl IntoResponse {
     responses((status = 200, description = "The configuration, secrets removed", body = Object)),
     security(("management_key" = [])))]
 pub async fn config(State(state): State<AppState>) -> Json<Value> {
-    Json(state.config.redacted())
+    Json(state.reloader.config().redacted())
 }
 
 fn nodes_of(state: &AppState) -> Vec<NodeResponse> {
@@ -117,7 +117,8 @@ pub async fn node(State(state): State<AppState>, Path(name): Path<String>) -> Re
 /// (`event: status`, data: `{"name","from","to","reason","at"}`) and, when activity is
 /// recorded, every proxied request as it ends (`event: activity`, data: its record), and every
 /// status change of a router instance's model (`event: model`, data:
-/// `{"instance","model","from","to","reason","at"}`).
+/// `{"instance","model","from","to","reason","at"}`), and every configuration reload
+/// (`event: reload`, data: its plan and outcome).
 #[utoipa::path(get, path = "/api/v1/events", tag = "System", operation_id = "streamEvents",
     responses((status = 200, description = "text/event-stream of status changes and request records", content_type = "text/event-stream")),
     security(("management_key" = [])))]
@@ -143,9 +144,14 @@ pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
         Ok(notice) => Event::default().event("model").data(serde_json::to_string(&notice).unwrap_or_default()),
         Err(_) => Event::default().event("lagged").data("some model status changes were skipped"),
     });
-    let stream = futures::stream::select(futures::stream::select(statuses, records), models)
-        .take_until(state.stopping.clone().cancelled_owned())
-        .map(Ok::<_, Infallible>);
+    let reloads = BroadcastStream::new(state.reloader.subscribe()).map(|item| match item {
+        Ok(report) => Event::default().event("reload").data(serde_json::to_string(&report).unwrap_or_default()),
+        Err(_) => Event::default().event("lagged").data("some reloads were skipped"),
+    });
+    let stream =
+        futures::stream::select(futures::stream::select(statuses, records), futures::stream::select(models, reloads))
+            .take_until(state.stopping.clone().cancelled_owned())
+            .map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

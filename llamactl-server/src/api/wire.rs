@@ -37,6 +37,11 @@ pub fn instance_view_response(view: InstanceView<'_>) -> InstanceResponse {
         stopped_at: runtime.stopped_at,
         in_flight: view.in_flight,
         last_activity: view.last_activity,
+        source: match &state.options {
+            Ok(options) => options.declared_in.clone().unwrap_or_else(|| llamactl_api::types::API_SOURCE.to_owned()),
+            Err(_) => llamactl_api::types::API_SOURCE.to_owned(),
+        },
+        origins: None,
     }
 }
 

@@ -132,6 +132,8 @@ fn load_from(
         ConfigError::Invalid { key, file, variable, message }
     })?;
 
+    let mut config = config;
+    config.origin = file.as_ref().map(|f| super::ConfigOrigin { path: f.path.clone(), text: f.text.clone() });
     Ok(LoadedConfig { config, source: file.map(|f| f.path), warnings })
 }
 

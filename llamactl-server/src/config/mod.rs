@@ -2,9 +2,10 @@
 //! variables, plus llamactl's own additions. Loading (defaults < YAML file < environment,
 //! `${VAR}` expansion, errors naming the key and the file) is in [`load()`].
 
-mod expand;
+pub(crate) mod expand;
 mod history;
 mod load;
+mod locate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use history::{ActivityConfig, ResourceHistoryConfig};
 pub use load::{ConfigError, LoadedConfig, load};
+pub use locate::locate_line;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,10 @@ pub struct Config {
     pub activity: ActivityConfig,
     /// Samples of CPU and memory use.
     pub resource_history: ResourceHistoryConfig,
+    /// Named partial instance options that instances take values from (`extends: [name]`).
+    pub templates: BTreeMap<String, serde_json::Value>,
+    /// How the configuration file is reloaded.
+    pub config: ReloadConfig,
     /// Name of this node.
     pub local_node: String,
     /// Other nodes (multi-node setups; kept for compatibility, not used yet).
@@ -48,6 +54,19 @@ pub struct Config {
     /// Folder for the database, logs and legacy instance files (default: the platform's data
     /// folder, `~/.local/share/llamactl` on Linux).
     pub data_dir: Option<PathBuf>,
+    /// The file this configuration was read from, and its text (not a key of the file).
+    #[serde(skip)]
+    pub origin: Option<ConfigOrigin>,
+}
+
+/// The file a configuration was read from: reloads read it again; its text (after `${VAR}`
+/// expansion) gives errors their line numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigOrigin {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text, expanded.
+    pub text: String,
 }
 
 /// `server.*`
@@ -297,6 +316,14 @@ pub struct InstancesConfig {
     /// Folder of the Go llamactl's per-instance JSON files, imported once (default:
     /// `<data_dir>/instances`).
     pub instances_dir: Option<PathBuf>,
+    /// Instances declared here, by name: the same options the API takes. Reconciled into the
+    /// database at start and at every reload; read-only over the API.
+    pub definitions: BTreeMap<String, serde_json::Value>,
+    /// A folder whose `*.yaml` files each map more instance names to their options.
+    pub definitions_dir: Option<PathBuf>,
+    /// How long an instance restarted for new options lets its requests in flight finish
+    /// first, seconds.
+    pub drain_timeout: u64,
     /// Rotate log files.
     pub log_rotation_enabled: bool,
     /// Rotate a log file at this size, megabytes.
@@ -327,10 +354,30 @@ impl Default for InstancesConfig {
             shutdown_policy: ShutdownPolicy::Stop,
             logs_dir: None,
             instances_dir: None,
+            definitions: BTreeMap::new(),
+            definitions_dir: None,
+            drain_timeout: 30,
             log_rotation_enabled: true,
             log_rotation_max_size: 100,
             log_rotation_compress: false,
         }
+    }
+}
+
+/// `config.*`: reloading the configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Reload when the file (or a file of `instances.definitions_dir`) changes.
+    pub watch: bool,
+    /// How long the files must stay unchanged before a watched change is reloaded,
+    /// milliseconds.
+    pub watch_debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self { watch: false, watch_debounce_ms: 500 }
     }
 }
 
@@ -442,6 +489,7 @@ impl Config {
                 startup_timeout: Duration::from_secs(i.startup_timeout),
             },
             stop_grace: Duration::from_secs(i.stop_timeout),
+            drain_timeout: Duration::from_secs(i.drain_timeout),
             shutdown_policy: i.shutdown_policy,
             logs_dir: Some(self.logs_dir()),
             log_rotation: Rotation {

@@ -14,9 +14,9 @@ use crate::runtime::RuntimeKind;
 use crate::{DesiredState, InstanceOptions, InstanceStatus, TransitionReason};
 
 impl Actor {
-    /// Stores the new options and, if a backend runs, has it take them: most changes start it
-    /// again, a router's new presets are re-read in place, and `sub_models` (llamactl's own
-    /// scheduling) needs nothing of the backend ([`options_change`]).
+    /// Stores the new options and, if a backend runs, has it take them ([`options_change`]): a
+    /// change of what runs drains the requests in flight and starts it again, a router's new
+    /// presets are re-read in place, llamactl's own settings need nothing of the backend.
     pub(super) async fn update(&mut self, options: InstanceOptions) -> Result<InstanceState, ManagerError> {
         let change = match &self.state.options {
             Ok(old) => options_change(old, &options),
@@ -35,12 +35,29 @@ impl Actor {
             other => other,
         };
         if change == OptionsChange::Restart && matches!(status, InstanceStatus::Running | InstanceStatus::Starting) {
+            self.drain().await;
             self.stop_run(TransitionReason::OptionsChanged).await;
             self.state.runtime.restart_count = 0;
             // The new options may be unrunnable; spawn records that as the status.
             let _ = self.spawn(TransitionReason::OptionsChanged, None, false).await;
         }
         Ok(self.state.clone())
+    }
+
+    /// Before a restart for new options: no new request enters (they wait for the restart),
+    /// the ones in flight get up to the drain timeout to finish.
+    async fn drain(&mut self) {
+        self.activity.close();
+        let timeout = self.ctx.config.drain_timeout;
+        if !self.activity.drained(timeout).await {
+            let (in_flight, _) = self.activity.snapshot();
+            self.logs.push(
+                LogStream::Manager,
+                format!(
+                    "{in_flight} requests still in flight after {timeout:?}; restarting for the new options anyway"
+                ),
+            );
+        }
     }
 
     /// Writes a running router's new presets and has it re-read them; what to do instead when

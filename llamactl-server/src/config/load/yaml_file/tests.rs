@@ -17,8 +17,11 @@ fn syntax_errors_and_non_mappings_name_the_file() {
 #[test]
 fn empty_file_and_empty_values_mean_defaults() {
     for text in ["", "# only a comment\n", "server:\nbackends:\n  llama-cpp:\n    command:\n"] {
-        let (_dir, _path, result) = load_file(text, &[]);
-        assert_eq!(result.unwrap().config, Config::default(), "{text:?}");
+        let (_dir, path, result) = load_file(text, &[]);
+        let config = result.unwrap().config;
+        let origin = config.origin.clone().expect("the file is the origin");
+        assert_eq!((origin.path, origin.text.as_str()), (path, text));
+        assert_eq!(Config { origin: None, ..config }, Config::default(), "{text:?}");
     }
 }
 

@@ -1,0 +1,146 @@
+//! The plan of a reload, decided without touching anything: what happens to each declared
+//! instance, and which global settings change and whether they take effect now. Pure: the
+//! instances as they are and the declarations as read go in, the plan comes out.
+
+use std::collections::BTreeMap;
+
+pub use llamactl_api::reload::{Action, Effect, InstancePlan, SettingPlan};
+use llamactl_core::options::{OptionsChange, options_change};
+use llamactl_core::{InstanceName, InstanceOptions};
+use serde_json::Value;
+
+use super::read::Declared;
+
+/// An instance as it is now, for planning.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// Its options (`None`: unreadable, stored as they are).
+    pub options: Option<InstanceOptions>,
+    /// The file that declared it, if one did.
+    pub declared_in: Option<String>,
+    /// Whether a backend runs (or starts).
+    pub running: bool,
+}
+
+/// Why a set of declarations cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The file declares a name that an instance created over the API already has.
+    #[error(
+        "instance {name} is declared in {file}, but an instance of that name was created over the API; rename one, or delete the API's"
+    )]
+    TakenByApi {
+        /// The name.
+        name: String,
+        /// The declaring file.
+        file: String,
+    },
+}
+
+/// The plan for the instances: every declared one, every formerly declared one; instances
+/// created over the API are left out (a reload never touches them).
+pub fn plan_instances(
+    current: &BTreeMap<InstanceName, Current>,
+    declared: &BTreeMap<InstanceName, Declared>,
+) -> Result<Vec<InstancePlan>, PlanError> {
+    let mut plan = Vec::new();
+    for (name, wanted) in declared {
+        let file = wanted.file.display().to_string();
+        let Some(now) = current.get(name) else {
+            plan.push(InstancePlan { name: name.to_string(), action: Action::Create, file, changes: Vec::new() });
+            continue;
+        };
+        if now.declared_in.is_none() {
+            return Err(PlanError::TakenByApi { name: name.to_string(), file });
+        }
+        let (action, changes) = match &now.options {
+            None => {
+                (if now.running { Action::UpdateRestart } else { Action::UpdateNoRestart }, vec!["(unreadable)".into()])
+            }
+            Some(old) => {
+                let changes = changed_paths(&old.to_json_value(), &wanted.options.to_json_value());
+                let action = if changes.is_empty() {
+                    Action::Unchanged
+                } else if now.running && options_change(old, &wanted.options) == OptionsChange::Restart {
+                    Action::UpdateRestart
+                } else {
+                    Action::UpdateNoRestart
+                };
+                (action, changes)
+            }
+        };
+        plan.push(InstancePlan { name: name.to_string(), action, file, changes });
+    }
+    for (name, now) in current {
+        if let Some(file) = &now.declared_in
+            && !declared.contains_key(name)
+        {
+            plan.push(InstancePlan {
+                name: name.to_string(),
+                action: Action::Delete,
+                file: file.clone(),
+                changes: Vec::new(),
+            });
+        }
+    }
+    plan.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(plan)
+}
+
+/// The settings a reload takes at once: the declarations themselves and how reloading works.
+/// Every other changed setting waits for a server restart.
+const LIVE_SETTINGS: &[&str] = &["instances.definitions", "instances.definitions_dir", "templates", "config"];
+
+/// The changed global settings between two configurations (as JSON), each with its effect.
+/// Declared instances are planned per instance, not listed here.
+///
+/// ```
+/// use serde_json::json;
+/// use llamactl_server::declared::plan::{Effect, plan_settings};
+/// let old = json!({"server": {"port": 1}, "instances": {"port_range": [1, 2], "definitions": {}}});
+/// let new = json!({"server": {"port": 2}, "instances": {"port_range": [1, 2], "definitions": {"q": {}}}});
+/// let plan = plan_settings(&old, &new);
+/// assert_eq!(plan.len(), 1);
+/// assert_eq!((plan[0].key.as_str(), plan[0].effect), ("server.port", Effect::NeedsServerRestart));
+/// ```
+pub fn plan_settings(old: &Value, new: &Value) -> Vec<SettingPlan> {
+    changed_paths(old, new)
+        .into_iter()
+        .filter(|key| !under(key, "instances.definitions") && !under(key, "templates"))
+        .map(|key| {
+            let effect = if LIVE_SETTINGS.iter().any(|live| under(&key, live)) {
+                Effect::AppliedLive
+            } else {
+                Effect::NeedsServerRestart
+            };
+            SettingPlan { key, effect }
+        })
+        .collect()
+}
+
+fn under(key: &str, prefix: &str) -> bool {
+    key == prefix || key.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The dotted paths where `a` and `b` differ: down through objects, a list or scalar as one.
+pub fn changed_paths(a: &Value, b: &Value) -> Vec<String> {
+    fn walk(a: Option<&Value>, b: Option<&Value>, path: &str, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for key in keys {
+                    let next = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    walk(x.get(key), y.get(key), &next, out);
+                }
+            }
+            (x, y) if x != y => out.push(path.to_owned()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(Some(a), Some(b), "", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests;
