@@ -230,3 +230,98 @@ async fn declared_instances_are_reconciled_and_reloaded_with_a_plan() {
     assert_eq!(after, ids);
     assert!(again.terminate());
 }
+
+/// The test backend as a template: any instance extending it runs a real process.
+fn backend_template() -> Value {
+    json!({"base": {
+        "backend_type": "custom",
+        "backend_options": {"command": llamactl_tests::test_backend(), "args": ["--host", "{host}", "--port", "{port}"]},
+        "environment": {"RUST_BACKTRACE": "0"},
+    }})
+}
+
+#[tokio::test]
+async fn api_instances_extend_templates_and_a_reload_leaves_them_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_config(
+        dir.path(),
+        json!({"d": {"extends": ["base"], "description": "declared"}}),
+        Some(backend_template()),
+    );
+    let server = SpawnedServer::start_with_file(&server_binary(), &file, std::process::Stdio::inherit());
+    let base = server.base.clone();
+    let cli = llamactl_tests::cli::Llamactl::new(&base, Some(MANAGEMENT_KEY));
+
+    // The CLI shows where a declared instance's options come from.
+    let shown = cli.run(&["instance", "show", "d", "--effective"]).await.ok();
+    assert!(shown.contains(&file.display().to_string()), "{shown}");
+    assert!(shown.contains("declared"), "the description: {shown}");
+    assert!(
+        shown.lines().any(|l| l.trim_start().starts_with("backend_type") && l.trim_end().ends_with("base")),
+        "{shown}"
+    );
+    assert!(
+        shown.lines().any(|l| l.trim_start().starts_with("description") && l.trim_end().ends_with("instance")),
+        "{shown}"
+    );
+
+    // An API instance takes a template's values; `declared_in` and unknown templates are refused.
+    let create = |name: &str, body: Value| {
+        server.manage(reqwest::Method::POST, &format!("/api/v1/instances/{name}")).json(&body).send()
+    };
+    let made = create("mine", json!({"extends": ["base"], "description": "mine"})).await.unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(
+        (made["source"].as_str(), made["options"]["backend_type"].as_str()),
+        (Some("api"), Some("custom")),
+        "{made}"
+    );
+    assert_eq!(made["options"]["extends"], json!(["base"]));
+    let refused = create("other", json!({"extends": ["nope"]})).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["field"], "extends", "{refused}");
+    assert!(refused["details"].as_str().unwrap().contains("unknown template `nope` (other -> nope)"), "{refused}");
+    let refused = create("other", json!({"extends": ["base"], "declared_in": "/x.yaml"})).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<Value>().await.unwrap()["field"], "declared_in");
+
+    // A new description restarts nothing; a new environment restarts it.
+    start(&server, "mine").await;
+    let first = pid(&base, "mine").await;
+    let mut options = made["options"].clone();
+    options["description"] = json!("still mine");
+    let updated = server.manage(reqwest::Method::PUT, "/api/v1/instances/mine").json(&options).send().await.unwrap();
+    assert_eq!(updated.status(), 200);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!((updated["status"].as_str(), updated["pid"].as_i64()), (Some("running"), Some(first)), "{updated}");
+    options["environment"]["EXTRA"] = json!("1");
+    let updated = server.manage(reqwest::Method::PUT, "/api/v1/instances/mine").json(&options).send().await.unwrap();
+    assert_eq!(updated.status(), 200);
+    let restarted = wait_for(&base, "mine", |i| i["status"] == "running" && i["pid"].as_i64() != Some(first)).await;
+    let second = restarted["pid"].as_i64().unwrap();
+
+    // The CLI plans and reloads; the API's instance is not in the plan and keeps running.
+    let plan = cli.run(&["config", "plan"]).await.ok();
+    assert!(plan.lines().any(|l| l.starts_with('d') && l.contains("unchanged")), "{plan}");
+    assert!(!plan.contains("mine"), "{plan}");
+    write_config(
+        dir.path(),
+        json!({"d": {"extends": ["base"], "description": "declared, edited"}}),
+        Some(backend_template()),
+    );
+    let reloaded = cli.run(&["config", "reload"]).await.ok();
+    assert!(
+        reloaded.lines().any(|l| l.starts_with('d') && l.contains("update no restart") && l.contains("description")),
+        "{reloaded}"
+    );
+    assert_eq!(get_json(&base, "/api/v1/instances/d").await["options"]["description"], "declared, edited");
+    assert_eq!(pid(&base, "mine").await, second);
+    let (_, text) =
+        write_config(dir.path(), json!({"d": {"extends": ["base"], "idle_timeout": "soon"}}), Some(backend_template()));
+    let line = text.lines().position(|l| l.contains("idle_timeout: soon")).unwrap() + 1;
+    let error = cli.run(&["config", "plan"]).await.error(1);
+    assert!(error.contains(&format!("llamactl.yaml:{line}: instances.definitions.d.idle_timeout")), "{error}");
+    assert!(server.terminate());
+}

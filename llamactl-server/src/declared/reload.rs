@@ -80,20 +80,32 @@ impl Reloader {
     pub async fn reload(&self, trigger: Trigger, dry_run: bool) -> ReloadReport {
         let _one = self.one_at_a_time.lock().await;
         let in_force = self.config();
-        let path = in_force.origin.as_ref().map(|o| o.path.clone());
-        match config::load(path.as_deref()) {
+        let Some(path) = in_force.origin.as_ref().map(|o| o.path.clone()) else {
+            return self.failed(
+                self.report(trigger, dry_run, None),
+                "the server was started without a configuration file, so there is none to read again; start it with one (--config FILE)".into(),
+            );
+        };
+        match config::load(Some(&path)) {
             Ok(loaded) => self.plan_and_apply(trigger, dry_run, loaded.config, None).await,
-            Err(error) => self.finish(ReloadReport {
-                at: Utc::now(),
-                trigger,
-                dry_run,
-                outcome: Outcome::Failed,
-                error: Some(error.to_string()),
-                file: path.map(|p| p.display().to_string()),
-                instances: Vec::new(),
-                settings: Vec::new(),
-                applied: Vec::new(),
-            }),
+            Err(error) => {
+                self.failed(self.report(trigger, dry_run, Some(path.display().to_string())), error.to_string())
+            }
+        }
+    }
+
+    /// An empty report of a reload starting now.
+    fn report(&self, trigger: Trigger, dry_run: bool, file: Option<String>) -> ReloadReport {
+        ReloadReport {
+            at: Utc::now(),
+            trigger,
+            dry_run,
+            outcome: Outcome::Planned,
+            error: None,
+            file,
+            instances: Vec::new(),
+            settings: Vec::new(),
+            applied: Vec::new(),
         }
     }
 
@@ -107,18 +119,7 @@ impl Reloader {
         boot: Option<Arc<Config>>,
     ) -> ReloadReport {
         let in_force = self.config();
-        let file = new.origin.as_ref().map(|o| o.path.display().to_string());
-        let mut report = ReloadReport {
-            at: Utc::now(),
-            trigger,
-            dry_run,
-            outcome: Outcome::Planned,
-            error: None,
-            file,
-            instances: Vec::new(),
-            settings: Vec::new(),
-            applied: Vec::new(),
-        };
+        let mut report = self.report(trigger, dry_run, new.origin.as_ref().map(|o| o.path.display().to_string()));
         let source = new.origin.as_ref().map(|o| (o.path.as_path(), o.text.as_str()));
         let declared = match read_declarations(&new, source, &|name| std::env::var(name).ok()) {
             Ok(declared) => declared,
