@@ -341,6 +341,7 @@ pub async fn run_with(
         trigger.cancel();
     });
     tokio::spawn(reload_on_hangup(hangups, state.reloader.clone(), stop.clone()));
+    tokio::spawn(crate::declared::watch::watch_files(state.reloader.clone(), stop.clone()));
     tokio::select! {
         () = crate::serve::serve(listener, router, limits, stop.clone()) => {}
         () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {

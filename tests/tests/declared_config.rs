@@ -325,3 +325,58 @@ async fn api_instances_extend_templates_and_a_reload_leaves_them_alone() {
     assert!(error.contains(&format!("llamactl.yaml:{line}: instances.definitions.d.idle_timeout")), "{error}");
     assert!(server.terminate());
 }
+
+#[tokio::test]
+async fn a_watched_file_reloads_by_itself_once_it_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = |description: &str| {
+        let (file, text) = write_config(
+            dir.path(),
+            json!({"d": {"extends": ["base"], "description": description}}),
+            Some(backend_template()),
+        );
+        assert!(text.contains("watch: false"), "{text}");
+        std::fs::write(
+            &file,
+            text.replace("watch: false", "watch: true").replace("watch_debounce_ms: 500", "watch_debounce_ms: 1000"),
+        )
+        .unwrap();
+        file
+    };
+    let file = watched("first");
+    let server = SpawnedServer::start_with_file(&server_binary(), &file, std::process::Stdio::inherit());
+    let base = server.base.clone();
+    start(&server, "d").await;
+    let running = pid(&base, "d").await;
+
+    // Saved in several writes (each save here writes twice): one reload, a second after the last.
+    for description in ["second", "third", "fourth"] {
+        watched(description);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let changed = wait_for(&base, "d", |i| i["options"]["description"] == "fourth").await;
+    assert_eq!(changed["pid"].as_i64(), Some(running), "a description restarts nothing");
+    let last = get_json(&base, "/api/v1/config/reload").await;
+    assert_eq!((last["trigger"].as_str(), last["outcome"].as_str()), (Some("watch"), Some("applied")), "{last}");
+    let metrics = server.manage(reqwest::Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    let applied =
+        metrics.lines().find(|l| l.starts_with("llamactl_config_reloads_total{outcome=\"applied\"}")).unwrap();
+    assert!(applied.ends_with(" 2"), "the boot and one watched reload: {applied}");
+
+    // An invalid save is refused and changes nothing; the next good one is taken.
+    std::fs::write(&file, "instances: [broken\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = get_json(&base, "/api/v1/config/reload").await;
+        if last["outcome"] == "failed" {
+            assert!(last["error"].as_str().unwrap().contains("llamactl.yaml"), "{last}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get_json(&base, "/api/v1/instances/d").await["options"]["description"], "fourth");
+    watched("fifth");
+    wait_for(&base, "d", |i| i["options"]["description"] == "fifth").await;
+    assert!(server.terminate());
+}
