@@ -380,3 +380,37 @@ async fn a_watched_file_reloads_by_itself_once_it_is_quiet() {
     wait_for(&base, "d", |i| i["options"]["description"] == "fifth").await;
     assert!(server.terminate());
 }
+
+#[tokio::test]
+async fn the_system_page_checks_and_applies_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_config(dir.path(), json!({"d": {"extends": ["base"]}}), Some(backend_template()));
+    let server = SpawnedServer::start_with_file(&server_binary(), &file, std::process::Stdio::inherit());
+    let browser = llamactl_tests::browser::signed_in(&server.base).await;
+    browser.click("nav-system").await;
+    let summary = browser.wait_text("[data-test=\"reload-summary\"]", |t| t.contains("boot")).await;
+    assert!(summary.contains("applied") && summary.contains("llamactl.yaml"), "{summary}");
+
+    // A new instance in the file: checked (nothing changes), then applied.
+    write_config(
+        dir.path(),
+        json!({"d": {"extends": ["base"]}, "e": {"extends": ["base"], "description": "new"}}),
+        Some(backend_template()),
+    );
+    browser.click("reload-check").await;
+    browser.wait_text("[data-test=\"reload-outcome\"]", |t| t == "planned").await;
+    browser.find_css("[data-test=\"reload-line\"][data-name=\"e\"][data-action=\"create\"]").await;
+    let missing = server.manage(reqwest::Method::GET, "/api/v1/instances/e").send().await.unwrap();
+    assert_eq!(missing.status(), 404, "a check changes nothing");
+    browser.click("reload-apply").await;
+    browser.wait_text("[data-test=\"reload-outcome\"]", |t| t == "applied").await;
+    assert_eq!(get_json(&server.base, "/api/v1/instances/e").await["options"]["description"], "new");
+
+    // A reload from elsewhere (SIGHUP) shows without a reload of the page; so does its error.
+    std::fs::write(&file, "templates: [broken\n").unwrap();
+    server.hang_up();
+    let error = browser.wait_text("[data-test=\"reload-error\"]", |t| !t.is_empty()).await;
+    assert!(error.contains("llamactl.yaml"), "{error}");
+    browser.close().await;
+    assert!(server.terminate());
+}

@@ -84,6 +84,7 @@ function connect() {
   es.addEventListener('status', (e) => emit('status', parse(e)));
   es.addEventListener('activity', (e) => emit('activity', parse(e)));
   es.addEventListener('model', (e) => emit('model', parse(e)));
+  es.addEventListener('reload', (e) => emit('reload', parse(e)));
   es.addEventListener('lagged', (e) => emit('lagged', parse(e)));
   es.addEventListener('error', () => {
     if (source !== es) return;

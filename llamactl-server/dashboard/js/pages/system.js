@@ -1,9 +1,45 @@
 // System: problems first, then version, host, Docker, backends' versions and devices, nodes,
-// and the effective configuration (secrets already removed by the server).
+// the configuration file's last reload with its plan ("Check for changes", "Apply"), and the
+// effective configuration (secrets already removed by the server).
 import { api } from '../api.js';
+import { on } from '../events.js';
 import { h, replace, copyText } from '../ui/dom.js';
 import { bytes } from '../ui/format.js';
+import { timeEl } from '../ui/time.js';
 import { toast } from '../ui/toast.js';
+
+const ACTIONS = {
+  create: 'create', update_restart: 'update (restart)', update_no_restart: 'update (no restart)',
+  delete: 'delete', unchanged: 'unchanged',
+};
+
+/**
+ * The reload card's body for a report (`GET`/`POST /api/v1/config/reload`), or an error.
+ * @param {any} report
+ * @returns {HTMLElement[]}
+ */
+function reloadBody(report) {
+  const what = report.dry_run ? 'Plan' : 'Reload';
+  const outcome = { planned: 'status-info', applied: 'status-ok', failed: 'status-bad' }[report.outcome] || 'status-info';
+  const applied = new Map((report.applied || []).map((a) => [a.name, a]));
+  const lines = report.instances || [];
+  return [
+    h('p', { 'data-test': 'reload-summary' }, `${what} (${report.trigger}) of `, h('code', null, report.file || 'no file'), ': ',
+      h(`span.status.${outcome}`, { 'data-test': 'reload-outcome' }, report.outcome), ' ', timeEl(report.at)),
+    report.error ? h('p.notice.notice-warn', { 'data-test': 'reload-error' }, report.error) : null,
+    lines.length ? h('div.table-wrap', null, h('table.table', { 'data-test': 'reload-plan' },
+      h('thead', null, h('tr', null, ['Instance', 'Action', 'Changes', 'Result'].map((t) => h('th', null, t)))),
+      h('tbody', null, lines.map((l) => {
+        const done = applied.get(l.name);
+        return h('tr', { 'data-test': 'reload-line', 'data-name': l.name, 'data-action': l.action },
+          h('td', null, l.name), h('td', null, ACTIONS[l.action] || l.action),
+          h('td.mono.small', null, (l.changes || []).join(', ') || '—'),
+          h('td', null, done ? (done.error ? h('span.status.status-bad', { title: done.error }, 'failed: ' + done.error) : 'done') : '—'));
+      })))) : (report.error ? null : h('p.muted', null, 'No declared instances.')),
+    (report.settings || []).length ? h('ul', { 'data-test': 'reload-settings' }, report.settings.map((st) => h('li', null,
+      h('code', null, st.key), ': ', st.effect === 'applied_live' ? 'applied live' : 'needs a server restart'))) : null,
+  ];
+}
 
 /**
  * Mounts the system page.
@@ -18,22 +54,44 @@ export function mount(root) {
   const backends = h('div.card', { 'data-test': 'system-backends' });
   const nodes = h('div.card', { 'data-test': 'system-nodes' });
   const config = h('div.card', { 'data-test': 'system-config' });
+  const reloadView = h('div', { 'data-test': 'reload-view' });
+  const reloadCard = h('div.card', { 'data-test': 'system-reload' },
+    h('div.row', null, h('h2.grow', null, 'Configuration file'),
+      h('button.btn.btn-sm', { type: 'button', 'data-test': 'reload-check', on: { click: () => reload(true) } }, 'Check for changes'),
+      h('button.btn.btn-sm.btn-primary', { type: 'button', 'data-test': 'reload-apply', on: { click: () => reload(false) } }, 'Apply')),
+    h('p.muted.small', null, 'Instances declared in the file and its templates. A check plans and changes nothing; Apply reloads, as SIGHUP does.'),
+    reloadView);
   replace(root,
     h('div.page-head', null, h('h1', null, 'System')),
     problems,
     h('div.grid.grid-2.section', null, version, host, nodes),
+    h('div.section', null, reloadCard),
     h('div.section', null, backends),
     h('div.section', null, config));
+
+  async function reload(dryRun) {
+    try {
+      const report = await api.post('/api/v1/config/reload' + (dryRun ? '?dry_run=true' : ''));
+      if (alive) replace(reloadView, ...reloadBody(report));
+      toast(dryRun ? 'Checked: nothing was changed' : 'Reloaded', 'ok');
+    } catch (err) {
+      if (alive) replace(reloadView, h('p.notice.notice-warn', { 'data-test': 'reload-error' }, err.message));
+      toast(dryRun ? 'The check failed' : 'The reload failed', 'error');
+    }
+  }
+  const offReload = on('reload', (report) => { if (alive && report) replace(reloadView, ...reloadBody(report)); });
 
   const safe = (p) => p.then((v) => ({ ok: true, v }), (e) => ({ ok: false, e }));
   const text = (r) => (r.ok ? String(r.v).trim() : `Not available: ${r.e.message}`);
 
   async function load() {
-    const [ver, info, cfg, lver, ldev, nodeList] = await Promise.all([
+    const [ver, info, cfg, lver, ldev, nodeList, last] = await Promise.all([
       safe(api.get('/api/v1/version')), safe(api.get('/api/v1/system/info')), safe(api.get('/api/v1/config')),
       safe(api.get('/api/v1/backends/llama-cpp/version')), safe(api.get('/api/v1/backends/llama-cpp/devices')), safe(api.get('/api/v1/nodes')),
+      safe(api.get('/api/v1/config/reload')),
     ]);
     if (!alive) return;
+    replace(reloadView, ...(last.ok ? reloadBody(last.v) : [h('p.muted', null, 'No reload yet.')]));
 
     const list = info.ok && Array.isArray(info.v.problems) ? info.v.problems : [];
     problems.className = 'notice ' + (list.length ? 'notice-warn' : 'notice-ok');
@@ -86,5 +144,5 @@ export function mount(root) {
   }
 
   load();
-  return { unmount() { alive = false; }, refresh: load };
+  return { unmount() { alive = false; offReload(); }, refresh: load };
 }
