@@ -14,7 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/llamactl-target}
 program_target=${LLAMACTL_PACKAGE_TARGET:-$HOME/.cache/llamactl-package-target}
 backends=${LLAMACTL_BACKENDS_DIR:-$HOME/.cache/llamactl-backends}
 # shellcheck disable=SC1091
@@ -23,11 +22,18 @@ source "$backends/env.sh"
 # The tests crate and the fuzz targets are not published (publish = false / their own workspace).
 allow_dirty=()
 if [ "${CI:-}" != true ]; then allow_dirty=(--allow-dirty); fi
-# Earlier runs leave our own crates behind, under the same version: in target/package (with its
-# temporary registry) and unpacked in cargo's registry cache, where verification would take them
-# instead of the crates packaged now. Remove both first.
+# Verification builds each .crate with the crates packaged before it taken from a temporary
+# registry, as crates.io crates. Cargo fingerprints a registry crate by name and version only,
+# so builds left by an earlier run (same version, older code) would be taken for them: in the
+# target folder, in target/package (with its temporary registry) and unpacked in cargo's
+# registry cache. Packaging therefore builds in a target folder of its own, from which our
+# crates' builds are removed first (their dependencies' builds stay, so a second run is fast).
+export CARGO_TARGET_DIR=${LLAMACTL_PACKAGE_VERIFY_TARGET:-$HOME/.cache/llamactl-package-verify-target}
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rm -rf "$CARGO_TARGET_DIR/package"
+for profile_dir in "$CARGO_TARGET_DIR"/debug "$CARGO_TARGET_DIR"/release; do
+  rm -rf "$profile_dir"/.fingerprint/llamactl* "$profile_dir"/deps/*llamactl* "$profile_dir"/build/llamactl*
+done
 rm -rf "$cargo_home"/registry/src/*/llamactl-* "$cargo_home"/registry/cache/*/llamactl-*
 cargo package --workspace --exclude llamactl-tests --locked --offline "${allow_dirty[@]}"
 
