@@ -37,8 +37,9 @@ pub enum PortError {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
+    range: RangeInclusive<u16>,
     pinned: HashMap<u16, String>,
     leased: HashMap<u16, String>,
     cursor: u16,
@@ -47,7 +48,6 @@ struct State {
 /// Hands out ports. Cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct PortAllocator {
-    range: RangeInclusive<u16>,
     state: Arc<Mutex<State>>,
 }
 
@@ -81,7 +81,22 @@ impl PortAllocator {
     /// An allocator for `range` (e.g. `8000..=9000`).
     pub fn new(range: RangeInclusive<u16>) -> Self {
         let cursor = *range.start();
-        Self { range, state: Arc::new(Mutex::new(State { cursor, ..State::default() })) }
+        let state = State { range, pinned: HashMap::new(), leased: HashMap::new(), cursor };
+        Self { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// Hands out ports of `range` from now on; ports leased or pinned outside it stay theirs.
+    pub fn set_range(&self, range: RangeInclusive<u16>) {
+        let mut state = self.lock();
+        if !range.contains(&state.cursor) {
+            state.cursor = *range.start();
+        }
+        state.range = range;
+    }
+
+    /// The range ports are handed out from.
+    pub fn range(&self) -> RangeInclusive<u16> {
+        self.lock().range.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -142,7 +157,7 @@ impl PortAllocator {
             state.leased.insert(port, owner.to_owned());
             return Ok(PortLease { port, state: self.state.clone() });
         }
-        let (start, end) = (*self.range.start(), *self.range.end());
+        let (start, end) = (*state.range.start(), *state.range.end());
         let size = u32::from(end) - u32::from(start) + 1;
         for step in 0..size {
             let offset = (u32::from(state.cursor.saturating_sub(start)) + step) % size;

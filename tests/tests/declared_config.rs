@@ -414,3 +414,40 @@ async fn the_system_page_checks_and_applies_the_file() {
     browser.close().await;
     assert!(server.terminate());
 }
+
+#[tokio::test]
+async fn the_port_range_and_the_limits_change_without_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // An idle timeout makes them evictable (0, the default, pins an instance).
+    let definitions = json!({"d": {"extends": ["base"], "idle_timeout": 60}, "e": {"extends": ["base"], "idle_timeout": 60}});
+    let (file, first) = write_config(dir.path(), definitions.clone(), Some(backend_template()));
+    let server = SpawnedServer::start_with_file(&server_binary(), &file, std::process::Stdio::inherit());
+    let base = server.base.clone();
+    start(&server, "d").await;
+
+    // A new port block, one running instance at most, and a setting that needs a restart.
+    let ports = llamactl_tests::port_block();
+    let mut config: Config = serde_norway::from_str(&first).unwrap();
+    config.instances.port_range = [*ports.start(), *ports.end()];
+    config.instances.max_running_instances = 1;
+    config.server.max_body_bytes = 1024 * 1024;
+    std::fs::write(&file, serde_norway::to_string(&config).unwrap()).unwrap();
+    let (status, plan) = reload(&server, false).await;
+    assert_eq!(status, 200, "{plan}");
+    let effect =
+        |key: &str| plan["settings"].as_array().unwrap().iter().find(|s| s["key"] == key).map(|s| s["effect"].clone());
+    assert_eq!(effect("instances.port_range"), Some(json!("applied_live")), "{plan}");
+    assert_eq!(effect("instances.max_running_instances"), Some(json!("applied_live")), "{plan}");
+    assert_eq!(effect("server.max_body_bytes"), Some(json!("needs_server_restart")), "{plan}");
+    let in_force = get_json(&base, "/api/v1/config").await;
+    assert_eq!(in_force["instances"]["port_range"], json!([ports.start(), ports.end()]));
+    assert_eq!(in_force["server"]["max_body_bytes"], 64 * 1024 * 1024, "not in force before a restart");
+
+    // `e` starts within the new range, and under the new limit `d` (idle) makes room.
+    start(&server, "e").await;
+    let port = get_json(&base, "/api/v1/instances/e").await["port"].as_u64().unwrap();
+    assert!(ports.contains(&u16::try_from(port).unwrap()), "port {port} in {ports:?}");
+    let d = wait_for(&base, "d", |i| i["status"] == "stopped").await;
+    assert_eq!(d["last_reason"]["kind"], "evicted", "{d}");
+    assert!(server.terminate());
+}

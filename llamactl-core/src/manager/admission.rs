@@ -50,7 +50,7 @@ impl Manager {
                 detail,
                 retry_after,
             };
-            if !ctx.config.enable_lru_eviction {
+            if !ctx.config().enable_lru_eviction {
                 return Err(exhausted("LRU eviction is disabled".into(), Duration::from_secs(30)));
             }
             if !may_evict {
@@ -95,7 +95,7 @@ impl Manager {
         refused: &[(InstanceName, String)],
     ) -> Result<Arc<Handle>, Vec<String>> {
         let handles = self.read_handles();
-        let defaults = &self.shared.ctx.config.defaults;
+        let defaults = &self.shared.ctx.config().defaults;
         let mut reasons = Vec::new();
         let mut best: Option<(Instant, Arc<Handle>)> = None;
         for (name, group) in self.shared.ctx.slots.holders() {

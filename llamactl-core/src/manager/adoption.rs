@@ -84,7 +84,7 @@ pub(crate) async fn recover_all(ctx: &Context, stored: Vec<StoredInstance>) -> V
 
 /// The containers with this manager's label, when Docker is in use at all.
 async fn labelled_containers(ctx: &Context, stored: &[StoredInstance]) -> Vec<LabelledContainer> {
-    let in_use = ctx.config.docker.any_enabled()
+    let in_use = ctx.config().docker.any_enabled()
         || stored.iter().any(|s| {
             s.runtime.container_id.is_some() || s.options.as_ref().is_ok_and(|o| o.docker_enabled == Some(true))
         });
@@ -127,7 +127,7 @@ async fn recover(
                 Ok(adoption) => return Boot::Adopt(stored, adoption),
                 Err(why) => {
                     tracing::warn!(instance = %stored.name, pid, %why, "stopping a backend that cannot be taken over");
-                    let outcome = terminate_group(pid, ctx.config.stop_grace, ctx.config.kill_timeout).await;
+                    let outcome = terminate_group(pid, ctx.config().stop_grace, ctx.config().kill_timeout).await;
                     if !outcome.gone {
                         tracing::error!(instance = %stored.name, pid, "leftover backend survived SIGKILL");
                     }
@@ -172,7 +172,7 @@ fn basics<'a>(
 ) -> Result<(&'a InstanceOptions, Listen, InstanceStatus), String> {
     let options = stored.options.as_ref().map_err(|e| format!("its stored options are invalid: {e}"))?;
     let port = stored.runtime.port.ok_or("no port was recorded")?;
-    let host = options.backend.host().unwrap_or(&ctx.config.backend_host).to_owned();
+    let host = options.backend.host().unwrap_or(&ctx.config().backend_host).to_owned();
     let status = match stored.runtime.status {
         status @ (InstanceStatus::Running | InstanceStatus::Starting) => status,
         other => return Err(format!("it was {other}")),
@@ -211,7 +211,7 @@ async fn check_process(ctx: &Context, stored: &StoredInstance, identity: Process
     }
     let output =
         stored.runtime.output_path.clone().ok_or("its output went to a pipe of the manager that started it")?;
-    let expected = build_command(stored.name.as_str(), options, &ctx.config.backends, &listen)
+    let expected = build_command(stored.name.as_str(), options, &ctx.config().backends, &listen)
         .map(|c| command_hash(&c.program, &c.args))
         .ok_or("its options give no command")?;
     let running = running_command_hash(identity.pid).ok_or("its command line cannot be read")?;

@@ -30,7 +30,7 @@ use crate::{DesiredState, InstanceName, TransitionReason};
 /// Status notices a slow subscriber may fall behind.
 const NOTICES: usize = 1024;
 
-fn check_config(config: &ManagerConfig) -> Result<(), ManagerError> {
+pub(super) fn check_config(config: &ManagerConfig) -> Result<(), ManagerError> {
     let invalid = |field: &str, message: &str| {
         ManagerError::InvalidOptions(crate::OptionsError::Invalid { field: field.into(), message: message.into() })
     };
@@ -58,7 +58,7 @@ impl Manager {
             notices: broadcast::channel(NOTICES).0,
             runtime: Runtimes::new(DockerEngine::new(config.docker.clone(), manager_id)),
             db,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
         });
         let manager = Self {
             shared: Arc::new(Shared {
@@ -122,8 +122,8 @@ impl Manager {
             serving: None,
             attempt: 0,
         };
-        let log_path = ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));
-        let logs = Arc::new(LogStore::new(log_path, ctx.config.log_buffer_lines, ctx.config.log_rotation));
+        let log_path = ctx.config().logs_dir.as_ref().map(|dir| dir.join(format!("{}.log", stored.name)));
+        let logs = Arc::new(LogStore::new(log_path, ctx.config().log_buffer_lines, ctx.config().log_rotation));
         let handle = Arc::new(Handle {
             name: stored.name.clone(),
             ctx: ctx.clone(),

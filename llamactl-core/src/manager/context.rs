@@ -16,7 +16,8 @@ use crate::runtime::Runtimes;
 /// back to instance handles, so dropping the manager lets every actor end.
 #[derive(Debug)]
 pub(crate) struct Context {
-    pub(crate) config: ManagerConfig,
+    /// The configuration in force; replaced whole by `Manager::reconfigure`.
+    pub(crate) config: std::sync::RwLock<Arc<ManagerConfig>>,
     pub(crate) db: Arc<dyn Database>,
     pub(crate) ports: PortAllocator,
     pub(crate) slots: Arc<Slots>,
@@ -25,4 +26,11 @@ pub(crate) struct Context {
     /// What runs backends (local processes, the Docker engine, which connects on first use),
     /// and which of them runs an instance.
     pub(crate) runtime: Runtimes,
+}
+
+impl Context {
+    /// The configuration in force now.
+    pub(crate) fn config(&self) -> Arc<ManagerConfig> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }

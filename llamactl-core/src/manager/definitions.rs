@@ -37,7 +37,7 @@ impl Manager {
             }
             // Counted under the lock with the creates under way: concurrent creates at the
             // limit cannot all pass.
-            if let Some(max) = ctx.config.max_instances
+            if let Some(max) = ctx.config().max_instances
                 && handles.len() + creating.len() >= max
             {
                 return Err(ManagerError::InstanceLimit { max });

@@ -27,7 +27,7 @@ impl Manager {
     }
 
     pub(super) fn admission_deadline(&self) -> Instant {
-        let config = &self.shared.ctx.config;
+        let config = self.shared.ctx.config();
         Instant::now() + config.stop_grace + config.kill_timeout + Duration::from_secs(10)
     }
 

@@ -85,9 +85,56 @@ impl Manager {
         if self.shared.shutting_down.load(Ordering::SeqCst) { Err(ManagerError::ShuttingDown) } else { Ok(()) }
     }
 
-    /// The configuration the manager runs with.
-    pub fn config(&self) -> &ManagerConfig {
-        &self.shared.ctx.config
+    /// The configuration the manager runs with now.
+    pub fn config(&self) -> Arc<ManagerConfig> {
+        self.shared.ctx.config()
+    }
+
+    /// Takes a new configuration while running, for the settings that can change live: the
+    /// port range, the limits (`max_instances`, `max_running_instances`, `group_limits`,
+    /// `enable_lru_eviction`), the instance defaults, the timeouts (`stop_grace`,
+    /// `kill_timeout`, `drain_timeout`, restart delays, readiness interval), the backends'
+    /// commands, arguments and environment, and the shutdown policy. They apply from the next
+    /// decision on: a lower limit stops nothing that runs, a new command is used at the next
+    /// start. The rest — the Docker engine and its per-backend settings, the logs folder and
+    /// buffer, the node name, the backend host — stays as the manager was opened with; the
+    /// returned names are those of the settings given different values that were not taken.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use llamactl_core::{Manager, ManagerConfig, MemoryDatabase};
+    /// let manager = Manager::open(ManagerConfig::default(), Arc::new(MemoryDatabase::new())).await?;
+    /// let mut config = ManagerConfig { max_running_instances: Some(2), port_range: 9000..=9100, ..ManagerConfig::default() };
+    /// config.local_node = "elsewhere".into();
+    /// let not_taken = manager.reconfigure(config)?;
+    /// assert_eq!(not_taken, ["local_node"]);
+    /// assert_eq!(manager.config().max_running_instances, Some(2));
+    /// assert_eq!(manager.config().port_range, 9000..=9100);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconfigure(&self, config: ManagerConfig) -> Result<Vec<&'static str>, ManagerError> {
+        boot::check_config(&config)?;
+        let ctx = &self.shared.ctx;
+        let old = ctx.config();
+        let mut next = config;
+        let mut not_taken = Vec::new();
+        macro_rules! keep {
+            ($($field:ident),*) => {$(
+                if next.$field != old.$field {
+                    not_taken.push(stringify!($field));
+                    next.$field = old.$field.clone();
+                }
+            )*};
+        }
+        keep!(docker, logs_dir, log_buffer_lines, log_rotation, local_node, backend_host);
+        ctx.ports.set_range(next.port_range.clone());
+        ctx.slots
+            .set_limits(slots::Limits { max_running: next.max_running_instances, groups: next.group_limits.clone() });
+        *ctx.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        Ok(not_taken)
     }
 
     /// The Docker runtime (its manager id labels this manager's containers).
@@ -228,7 +275,7 @@ impl Manager {
         // A sleeping instance has no backend: there is nothing to stop or to leave running.
         let handles: Vec<Arc<Handle>> =
             self.read_handles().values().filter(|h| h.mailbox.is_awake()).cloned().collect();
-        let keep = self.shared.ctx.config.shutdown_policy == ShutdownPolicy::Keep;
+        let keep = self.shared.ctx.config().shutdown_policy == ShutdownPolicy::Keep;
         let stops = handles.iter().map(|handle| {
             handle.ask(|reply| {
                 if keep {

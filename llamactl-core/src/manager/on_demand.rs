@@ -149,7 +149,7 @@ impl Manager {
         loop {
             let (status, reason, settings, failed_at, attempt) = {
                 let current = state.borrow_and_update();
-                let settings = current.options.as_ref().ok().map(|o| self.shared.ctx.config.defaults.apply(o));
+                let settings = current.options.as_ref().ok().map(|o| self.shared.ctx.config().defaults.apply(o));
                 let runtime = &current.runtime;
                 (runtime.status, runtime.last_reason.clone(), settings, runtime.stopped_at, current.attempt)
             };

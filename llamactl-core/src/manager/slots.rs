@@ -26,7 +26,7 @@ struct Entry {
 
 #[derive(Debug)]
 pub(crate) struct Slots {
-    limits: Limits,
+    limits: Mutex<Limits>,
     entries: Mutex<HashMap<String, Entry>>,
     /// Serialises admissions, so that waiters for a freed slot are served in order.
     pub(crate) admission: tokio::sync::Mutex<()>,
@@ -69,7 +69,17 @@ impl Drop for SlotReservation {
 
 impl Slots {
     pub(crate) fn new(limits: Limits) -> Arc<Self> {
-        Arc::new(Self { limits, entries: Mutex::new(HashMap::new()), admission: tokio::sync::Mutex::new(()) })
+        Arc::new(Self {
+            limits: Mutex::new(limits),
+            entries: Mutex::new(HashMap::new()),
+            admission: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Admits by `limits` from now on. Instances already holding a slot keep it, even past a
+    /// lower limit: nothing is stopped for a smaller limit, new starts wait or evict.
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -78,17 +88,18 @@ impl Slots {
 
     /// Reserves a slot for `name`, or says which limit is in the way.
     pub(crate) fn try_reserve(self: &Arc<Self>, name: &str, group: Option<&str>) -> Result<SlotReservation, Limit> {
+        let limits = self.limits.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(name) {
             entry.reservations += 1;
         } else {
-            if let Some(max) = self.limits.max_running
+            if let Some(max) = limits.max_running
                 && entries.len() >= max
             {
                 return Err(Limit::Global { max });
             }
             if let Some(group) = group
-                && let Some(&max) = self.limits.groups.get(group)
+                && let Some(&max) = limits.groups.get(group)
                 && entries.values().filter(|e| e.group.as_deref() == Some(group)).count() >= max
             {
                 return Err(Limit::Group { group: group.to_owned(), max });

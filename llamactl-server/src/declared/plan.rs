@@ -10,6 +10,7 @@ use llamactl_core::{InstanceName, InstanceOptions};
 use serde_json::Value;
 
 use super::read::Declared;
+use crate::config::Config;
 
 /// An instance as it is now, for planning.
 #[derive(Debug, Clone)]
@@ -87,9 +88,74 @@ pub fn plan_instances(
     Ok(plan)
 }
 
-/// The settings a reload takes at once: the declarations themselves and how reloading works.
-/// Every other changed setting waits for a server restart.
-const LIVE_SETTINGS: &[&str] = &["instances.definitions", "instances.definitions_dir", "templates", "config"];
+/// The settings a reload takes at once: the declarations, how reloading works, and what the
+/// manager takes live ([`llamactl_core::Manager::reconfigure`]): the port range, the limits,
+/// the instance defaults and timeouts, the backends' commands. Every other changed setting
+/// waits for a server restart.
+pub const LIVE_SETTINGS: &[&str] = &[
+    "instances.definitions",
+    "instances.definitions_dir",
+    "templates",
+    "config",
+    "instances.port_range",
+    "instances.max_instances",
+    "instances.max_running_instances",
+    "instances.group_limits",
+    "instances.enable_lru_eviction",
+    "instances.default_idle_timeout",
+    "instances.default_auto_restart",
+    "instances.default_max_restarts",
+    "instances.default_restart_delay",
+    "instances.default_on_demand_start",
+    "instances.startup_timeout",
+    "instances.stop_timeout",
+    "instances.drain_timeout",
+    "instances.shutdown_policy",
+    "backends.llama-cpp.command",
+    "backends.llama-cpp.args",
+    "backends.llama-cpp.environment",
+    "backends.vllm.command",
+    "backends.vllm.args",
+    "backends.vllm.environment",
+    "backends.mlx.command",
+    "backends.mlx.args",
+    "backends.mlx.environment",
+];
+
+/// `in_force` with the settings a reload takes at once ([`LIVE_SETTINGS`]) taken from `new`.
+pub fn take_live_settings(in_force: &Config, new: &Config) -> Config {
+    let mut next = in_force.clone();
+    let (i, n) = (&mut next.instances, &new.instances);
+    i.definitions = n.definitions.clone();
+    i.definitions_dir = n.definitions_dir.clone();
+    i.port_range = n.port_range;
+    i.max_instances = n.max_instances;
+    i.max_running_instances = n.max_running_instances;
+    i.group_limits = n.group_limits.clone();
+    i.enable_lru_eviction = n.enable_lru_eviction;
+    i.default_idle_timeout = n.default_idle_timeout;
+    i.default_auto_restart = n.default_auto_restart;
+    i.default_max_restarts = n.default_max_restarts;
+    i.default_restart_delay = n.default_restart_delay;
+    i.default_on_demand_start = n.default_on_demand_start;
+    i.startup_timeout = n.startup_timeout;
+    i.stop_timeout = n.stop_timeout;
+    i.drain_timeout = n.drain_timeout;
+    i.shutdown_policy = n.shutdown_policy;
+    for (mine, theirs) in [
+        (&mut next.backends.llama_cpp, &new.backends.llama_cpp),
+        (&mut next.backends.vllm, &new.backends.vllm),
+        (&mut next.backends.mlx, &new.backends.mlx),
+    ] {
+        mine.command = theirs.command.clone();
+        mine.args = theirs.args.clone();
+        mine.environment = theirs.environment.clone();
+    }
+    next.templates = new.templates.clone();
+    next.config = new.config.clone();
+    next.origin = new.origin.clone();
+    next
+}
 
 /// The changed global settings between two configurations (as JSON), each with its effect.
 /// Declared instances are planned per instance, not listed here.

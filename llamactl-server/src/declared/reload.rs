@@ -13,7 +13,7 @@ use llamactl_core::Manager;
 use tokio::sync::broadcast;
 
 use super::apply::{apply_plan, current_instances};
-use super::plan::{plan_instances, plan_settings};
+use super::plan::{plan_instances, plan_settings, take_live_settings};
 use super::read::read_declarations;
 use crate::config::{self, Config};
 
@@ -136,15 +136,20 @@ impl Reloader {
         if dry_run {
             return self.finish(report);
         }
+        let next = take_live_settings(&in_force, &new);
+        if boot.is_none() {
+            // Limits and the port range first: the plan's creations are admitted by them.
+            match self.manager.reconfigure(next.manager_config()) {
+                Ok(not_taken) if !not_taken.is_empty() => {
+                    tracing::warn!(?not_taken, "settings the manager did not take live");
+                }
+                Ok(_) => {}
+                Err(error) => return self.failed(report, error.to_string()),
+            }
+        }
         report.applied = apply_plan(&self.manager, &report.instances, &declared).await;
         report.outcome = Outcome::Applied;
         *lock(&self.origins) = declared.iter().map(|(name, d)| (name.to_string(), d.merged.origins.clone())).collect();
-        let mut next = in_force.as_ref().clone();
-        next.instances.definitions = new.instances.definitions;
-        next.instances.definitions_dir = new.instances.definitions_dir;
-        next.templates = new.templates;
-        next.config = new.config;
-        next.origin = new.origin;
         *lock(&self.in_force) = Arc::new(next);
         self.finish(report)
     }

@@ -40,7 +40,7 @@ impl Actor {
                 return;
             }
         };
-        let settings = self.ctx.config.defaults.apply(&options);
+        let settings = self.ctx.config().defaults.apply(&options);
         let (ready, probe) =
             if status == InstanceStatus::Starting { self.start_probe(&options, &listen) } else { (None, None) };
         // A starting backend keeps the rest of its startup time.

@@ -48,7 +48,7 @@ impl Actor {
     /// the ones in flight get up to the drain timeout to finish.
     async fn drain(&mut self) {
         self.activity.close();
-        let timeout = self.ctx.config.drain_timeout;
+        let timeout = self.ctx.config().drain_timeout;
         if !self.activity.drained(timeout).await {
             let (in_flight, _) = self.activity.snapshot();
             self.logs.push(

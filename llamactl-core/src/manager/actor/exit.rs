@@ -30,7 +30,7 @@ impl Actor {
         let mut automatic = false;
         if let Some(mut run) = self.run.take() {
             automatic = run.automatic;
-            run.process.finish(self.ctx.config.kill_timeout).await;
+            run.process.finish(self.ctx.config().kill_timeout).await;
         }
         self.clear_process(exit);
         let tail: Vec<String> = self.logs.tail(FAILURE_LOG_LINES).iter().map(|l| l.text.clone()).collect();
@@ -55,7 +55,7 @@ impl Actor {
             }
             _ => Default::default(),
         };
-        let policy = RestartPolicy::new(&settings, &self.ctx.config);
+        let policy = RestartPolicy::new(&settings, &self.ctx.config());
         let ended = Ended { status, exit: ended, automatic, restarts: runtime.restart_count, ready_for };
         let decision = restart_policy::after_exit(&policy, &ended, restart_policy::random_jitter());
         runtime.restart_count = decision.restart_count;

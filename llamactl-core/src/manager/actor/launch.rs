@@ -31,7 +31,7 @@ fn readiness_uri(options: &InstanceOptions, listen: &Listen) -> Result<hyper::Ur
 impl Actor {
     /// The file a local process of this instance writes its output to (`None`: no logs folder).
     pub(super) fn output_path(&self) -> Option<std::path::PathBuf> {
-        self.ctx.config.logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)))
+        self.ctx.config().logs_dir.as_ref().map(|dir| dir.join(format!("{}.output", self.name)))
     }
 
     /// Checks that the instance can run here at all.
@@ -41,11 +41,11 @@ impl Actor {
             Ok(options) => options.clone(),
             Err(error) => return Err(unsupported(format!("its stored options are invalid: {error}"))),
         };
-        if !options.nodes.is_empty() && !options.nodes.iter().any(|n| *n == self.ctx.config.local_node) {
+        if !options.nodes.is_empty() && !options.nodes.iter().any(|n| *n == self.ctx.config().local_node) {
             return Err(unsupported(format!(
                 "nodes: assigned to {} and this is node {}; remote nodes are not supported",
                 options.nodes.join(", "),
-                self.ctx.config.local_node
+                self.ctx.config().local_node
             )));
         }
         Ok(options)
@@ -79,8 +79,8 @@ impl Actor {
                 return Err(error);
             }
         };
-        let settings = self.ctx.config.defaults.apply(&options);
-        let host = options.backend.host().unwrap_or(&self.ctx.config.backend_host).to_owned();
+        let settings = self.ctx.config().defaults.apply(&options);
+        let host = options.backend.host().unwrap_or(&self.ctx.config().backend_host).to_owned();
         let pinned = options.backend.pinned_port();
         let port = match self.ctx.ports.lease(self.name.as_str(), pinned, &host) {
             Ok(port) => port,
@@ -106,7 +106,7 @@ impl Actor {
             name: self.name.as_str(),
             options: &options,
             listen: &listen,
-            backends: &self.ctx.config.backends,
+            backends: &self.ctx.config().backends,
             output: output.as_deref(),
         };
         let process = match self.ctx.runtime.for_options(&options).launch(launch, self.logs.clone()).await {
@@ -151,7 +151,7 @@ impl Actor {
     ) -> (Option<oneshot::Receiver<()>>, Option<AbortOnDrop>) {
         let (ready_tx, ready_rx) = oneshot::channel();
         let probe = self.ctx.probe.clone();
-        let interval = self.ctx.config.readiness_interval;
+        let interval = self.ctx.config().readiness_interval;
         match readiness_uri(options, listen) {
             Ok(uri) => {
                 let task = tokio::spawn(async move {

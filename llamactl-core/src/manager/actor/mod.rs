@@ -126,7 +126,7 @@ impl Actor {
     }
 
     fn settings(&self) -> Option<InstanceSettings> {
-        self.state.options.as_ref().ok().map(|o| self.ctx.config.defaults.apply(o))
+        self.state.options.as_ref().ok().map(|o| self.ctx.config().defaults.apply(o))
     }
 
     pub(crate) async fn run(mut self: Box<Self>) {

@@ -12,7 +12,7 @@ use crate::{DesiredState, ExitInfo, InstanceStatus, TransitionReason};
 impl Actor {
     /// SIGTERM, grace, SIGKILL on the current run (its process group or container).
     pub(super) async fn kill_run(&mut self) -> RunExit {
-        let (grace, kill) = (self.ctx.config.stop_grace, self.ctx.config.kill_timeout);
+        let (grace, kill) = (self.ctx.config().stop_grace, self.ctx.config().kill_timeout);
         match self.run.as_mut() {
             Some(run) => {
                 let (exit, killed) = run.process.stop(grace, kill).await;
