@@ -419,7 +419,8 @@ async fn the_system_page_checks_and_applies_the_file() {
 async fn the_port_range_and_the_limits_change_without_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     // An idle timeout makes them evictable (0, the default, pins an instance).
-    let definitions = json!({"d": {"extends": ["base"], "idle_timeout": 60}, "e": {"extends": ["base"], "idle_timeout": 60}});
+    let definitions =
+        json!({"d": {"extends": ["base"], "idle_timeout": 60}, "e": {"extends": ["base"], "idle_timeout": 60}});
     let (file, first) = write_config(dir.path(), definitions.clone(), Some(backend_template()));
     let server = SpawnedServer::start_with_file(&server_binary(), &file, std::process::Stdio::inherit());
     let base = server.base.clone();
