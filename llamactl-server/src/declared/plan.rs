@@ -88,41 +88,11 @@ pub fn plan_instances(
     Ok(plan)
 }
 
-/// The settings a reload takes at once: the declarations, how reloading works, and what the
-/// manager takes live ([`llamactl_core::Manager::reconfigure`]): the port range, the limits,
-/// the instance defaults and timeouts, the backends' commands. Every other changed setting
-/// waits for a server restart.
-pub const LIVE_SETTINGS: &[&str] = &[
-    "instances.definitions",
-    "instances.definitions_dir",
-    "templates",
-    "config",
-    "instances.port_range",
-    "instances.max_instances",
-    "instances.max_running_instances",
-    "instances.group_limits",
-    "instances.enable_lru_eviction",
-    "instances.default_idle_timeout",
-    "instances.default_auto_restart",
-    "instances.default_max_restarts",
-    "instances.default_restart_delay",
-    "instances.default_on_demand_start",
-    "instances.startup_timeout",
-    "instances.stop_timeout",
-    "instances.drain_timeout",
-    "instances.shutdown_policy",
-    "backends.llama-cpp.command",
-    "backends.llama-cpp.args",
-    "backends.llama-cpp.environment",
-    "backends.vllm.command",
-    "backends.vllm.args",
-    "backends.vllm.environment",
-    "backends.mlx.command",
-    "backends.mlx.args",
-    "backends.mlx.environment",
-];
-
-/// `in_force` with the settings a reload takes at once ([`LIVE_SETTINGS`]) taken from `new`.
+/// `in_force` with the settings a reload takes at once taken from `new`: the declarations,
+/// templates and `config.*`, and what the manager takes live
+/// ([`llamactl_core::Manager::reconfigure`]): the port range, the limits, the instance defaults
+/// and timeouts, the backends' commands. This is the one list of live settings: the plan's
+/// effects are derived from it ([`plan_settings`]).
 pub fn take_live_settings(in_force: &Config, new: &Config) -> Config {
     let mut next = in_force.clone();
     let (i, n) = (&mut next.instances, &new.instances);
@@ -157,28 +127,31 @@ pub fn take_live_settings(in_force: &Config, new: &Config) -> Config {
     next
 }
 
-/// The changed global settings between two configurations (as JSON), each with its effect.
-/// Declared instances are planned per instance, not listed here.
+/// The changed global settings between the configuration in force and a new one, each with
+/// its effect: applied live where [`take_live_settings`] takes the new value, else only at a
+/// server restart. Declared instances and templates are planned per instance, not here.
 ///
 /// ```
-/// use serde_json::json;
+/// use llamactl_server::config::Config;
 /// use llamactl_server::declared::plan::{Effect, plan_settings};
-/// let old = json!({"server": {"port": 1}, "instances": {"port_range": [1, 2], "definitions": {}}});
-/// let new = json!({"server": {"port": 2}, "instances": {"port_range": [1, 2], "definitions": {"q": {}}}});
+/// let old = Config::default();
+/// let mut new = Config::default();
+/// new.server.port = 9999;
+/// new.instances.max_running_instances = 2;
 /// let plan = plan_settings(&old, &new);
-/// assert_eq!(plan.len(), 1);
-/// assert_eq!((plan[0].key.as_str(), plan[0].effect), ("server.port", Effect::NeedsServerRestart));
+/// let effects: Vec<(&str, Effect)> = plan.iter().map(|p| (p.key.as_str(), p.effect)).collect();
+/// assert_eq!(effects, [("instances.max_running_instances", Effect::AppliedLive), ("server.port", Effect::NeedsServerRestart)]);
 /// ```
-pub fn plan_settings(old: &Value, new: &Value) -> Vec<SettingPlan> {
-    changed_paths(old, new)
+pub fn plan_settings(in_force: &Config, new: &Config) -> Vec<SettingPlan> {
+    let json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
+    let (old, new_json, taken) = (json(in_force), json(new), json(&take_live_settings(in_force, new)));
+    // What the reload leaves different from the new file is what waits for a restart.
+    let waiting: std::collections::BTreeSet<String> = changed_paths(&taken, &new_json).into_iter().collect();
+    changed_paths(&old, &new_json)
         .into_iter()
         .filter(|key| !under(key, "instances.definitions") && !under(key, "templates"))
         .map(|key| {
-            let effect = if LIVE_SETTINGS.iter().any(|live| under(&key, live)) {
-                Effect::AppliedLive
-            } else {
-                Effect::NeedsServerRestart
-            };
+            let effect = if waiting.contains(&key) { Effect::NeedsServerRestart } else { Effect::AppliedLive };
             SettingPlan { key, effect }
         })
         .collect()

@@ -69,7 +69,7 @@ impl Reloader {
     /// started with declares. An error here stops the start.
     pub async fn reconcile_at_boot(&self) -> Result<ReloadReport, String> {
         let config = self.config();
-        let report = self.plan_and_apply(Trigger::Boot, false, config.as_ref().clone(), Some(config)).await;
+        let report = self.plan_and_apply(Trigger::Boot, false, config.as_ref().clone()).await;
         match report.outcome {
             Outcome::Failed => Err(report.error.clone().unwrap_or_default()),
             _ => Ok(report),
@@ -87,7 +87,7 @@ impl Reloader {
             );
         };
         match config::load(Some(&path)) {
-            Ok(loaded) => self.plan_and_apply(trigger, dry_run, loaded.config, None).await,
+            Ok(loaded) => self.plan_and_apply(trigger, dry_run, loaded.config).await,
             Err(error) => {
                 self.failed(self.report(trigger, dry_run, Some(path.display().to_string())), error.to_string())
             }
@@ -109,15 +109,10 @@ impl Reloader {
         }
     }
 
-    /// Plans `new` against what runs and applies it (unless `dry_run`). `boot`: the start's
-    /// reconciliation (no setting can have changed).
-    async fn plan_and_apply(
-        &self,
-        trigger: Trigger,
-        dry_run: bool,
-        new: Config,
-        boot: Option<Arc<Config>>,
-    ) -> ReloadReport {
+    /// Plans `new` against what runs and applies it (unless `dry_run`). At the start's
+    /// reconciliation (`Trigger::Boot`) no setting can have changed.
+    async fn plan_and_apply(&self, trigger: Trigger, dry_run: bool, new: Config) -> ReloadReport {
+        let at_boot = trigger == Trigger::Boot;
         let in_force = self.config();
         let mut report = self.report(trigger, dry_run, new.origin.as_ref().map(|o| o.path.display().to_string()));
         let source = new.origin.as_ref().map(|o| (o.path.as_path(), o.text.as_str()));
@@ -129,15 +124,14 @@ impl Reloader {
             Ok(plan) => plan,
             Err(error) => return self.failed(report, error.to_string()),
         };
-        if boot.is_none() {
-            let as_json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
-            report.settings = plan_settings(&as_json(&in_force), &as_json(&new));
+        if !at_boot {
+            report.settings = plan_settings(&in_force, &new);
         }
         if dry_run {
             return self.finish(report);
         }
         let next = take_live_settings(&in_force, &new);
-        if boot.is_none() {
+        if !at_boot {
             // Limits and the port range first: the plan's creations are admitted by them.
             match self.manager.reconfigure(next.manager_config()) {
                 Ok(not_taken) if !not_taken.is_empty() => {

@@ -78,16 +78,28 @@ fn a_declared_name_taken_by_an_api_instance_fails_the_plan() {
 }
 
 #[test]
-fn settings_other_than_the_declarations_wait_for_a_restart() {
-    let old = json!({"server": {"host": "a"}, "config": {"watch": false}, "templates": {"t": {}}, "instances": {"definitions_dir": null}});
-    let new = json!({"server": {"host": "b"}, "config": {"watch": true}, "templates": {"t": {"group": "g"}}, "instances": {"definitions_dir": "/d"}});
+fn a_setting_is_live_exactly_where_the_reload_takes_it() {
+    let old = Config::default();
+    let mut new = Config::default();
+    new.server.host = "0.0.0.0".into();
+    new.config.watch = true;
+    new.instances.definitions_dir = Some("/d".into());
+    new.instances.port_range = [7000, 7100];
+    new.backends.llama_cpp.command = Some("/opt/llama-server".into());
+    new.backends.llama_cpp.docker.image = Some("mine".into());
+    new.auth.management_keys = vec!["k".into()];
+    new.templates.insert("t".into(), json!({"group": "g"}));
     let plan = plan_settings(&old, &new);
     let effects: Vec<(&str, Effect)> = plan.iter().map(|p| (p.key.as_str(), p.effect)).collect();
     assert_eq!(
         effects,
         [
+            ("auth.management_keys", Effect::NeedsServerRestart),
+            ("backends.llama-cpp.command", Effect::AppliedLive),
+            ("backends.llama-cpp.docker.image", Effect::NeedsServerRestart),
             ("config.watch", Effect::AppliedLive),
             ("instances.definitions_dir", Effect::AppliedLive),
+            ("instances.port_range", Effect::AppliedLive),
             ("server.host", Effect::NeedsServerRestart),
         ],
         "templates are planned through the instances that extend them"
